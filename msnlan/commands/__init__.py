@@ -1,0 +1,1 @@
+"""Subcommands of the `msnlan` CLI: each module defines register(subparsers)."""

@@ -1,0 +1,167 @@
+"""Variant files (ablations/*.yaml): loading, base inheritance and schema validation.
+
+A variant file names its base (`_base_`) and lists only what differs, as in detectron2's
+configs. `resolve_variant` returns the full, validated model settings.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+#: every setting of the generic network; a resolved variant has all of them
+MODEL_KEYS = (
+    "n_feats", "n_resgroups", "n_resblocks", "block", "msnlab", "patch_sizes", "dense_skips",
+    "softmax_scale", "res_scale", "reduction", "rgb_mean", "rgb_range",
+)
+
+
+def ablations_dir() -> Path:
+    """Folder of the named variants: $MSNLAN_ABLATIONS, else the checkout's ablations/."""
+    env = os.environ.get("MSNLAN_ABLATIONS")
+    path = Path(env) if env else Path(__file__).resolve().parent.parent / "ablations"
+    if not path.is_dir():
+        raise ConfigError(
+            f"variant folder {path} does not exist; set MSNLAN_ABLATIONS to the folder of variant "
+            "YAML files, or pass a variant file path"
+        )
+    return path
+
+
+def list_variants() -> list[str]:
+    """Names of the registered variants (the *.yaml files of the ablations folder)."""
+    return sorted(p.stem for p in ablations_dir().glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def _schema() -> dict:
+    return json.loads(resources.files("msnlan").joinpath("schemas/variant.schema.json").read_text())
+
+
+def _format_key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_variant_dict(data: Any, source: str) -> None:
+    """Check one variant file's content against the schema; raise ConfigError naming file and key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a variant file must be a mapping, got {type(data).__name__}")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = _format_key(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            key = _format_key(list(err.absolute_path) + [extra[0]]) if extra else key
+            msg = f"unknown key {key!r}"
+        elif err.validator == "not" and "patch_sizes" in key:
+            msg = f"key {key!r}: patch size {err.instance!r} must be odd"
+        elif err.validator in ("enum",):
+            msg = f"key {key!r}: {err.instance!r} is not one of {err.validator_value}"
+        else:
+            msg = f"key {key!r}: {err.message}"
+        raise ConfigError(f"{source}: {msg}")
+
+
+def _locate(ref: str, relative_to: Path | None) -> Path:
+    """A variant reference is a registered name, or a path (relative to the referring file)."""
+    candidates = []
+    if relative_to is not None:
+        candidates += [relative_to / ref, relative_to / f"{ref}.yaml"]
+    candidates.append(Path(ref))
+    if not ref.endswith((".yaml", ".yml")) and "/" not in ref:
+        try:
+            candidates.append(ablations_dir() / f"{ref}.yaml")
+        except ConfigError:
+            pass
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    known = ", ".join(list_variants()) if Path(ref).suffix == "" else ""
+    raise ConfigError(f"unknown variant {ref!r}" + (f" (registered: {known})" if known else ""))
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in chain + (path,))
+        raise ConfigError(f"{path}: _base_ cycle: {cycle}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    validate_variant_dict(data, str(path))
+    model: dict = {}
+    if "_base_" in data:
+        base = _load_file(_locate(data["_base_"], path.parent), chain + (path,))
+        model = base["model"]
+    model.update(copy.deepcopy(data.get("model", {})))
+    return {"description": data.get("description", ""), "model": model}
+
+
+def _check_complete(model: dict, source: str) -> None:
+    missing = [k for k in MODEL_KEYS if k not in model]
+    if missing:
+        raise ConfigError(f"{source}: resolved variant lacks key(s) {', '.join('model.' + k for k in missing)} "
+                          "(name a complete base with _base_)")
+    if model["msnlab"] and not model["patch_sizes"]:
+        raise ConfigError(f"{source}: key 'model.patch_sizes' must list at least one size when msnlab is on")
+    if model["reduction"] > model["n_feats"]:
+        raise ConfigError(f"{source}: key 'model.reduction' ({model['reduction']}) exceeds n_feats ({model['n_feats']})")
+
+
+def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> dict:
+    """Full settings of a variant: {'name', 'description', 'source', 'model': {...}}.
+
+    `variant` is a registered name (``"msnlan"``), a path to a YAML file, or a mapping with the
+    same structure as a file (or a flat mapping of model settings). `overrides` replace model settings.
+    """
+    if isinstance(variant, Mapping):
+        data = dict(variant)
+        if "model" not in data and "_base_" not in data and "description" not in data:
+            data = {"model": data}
+        validate_variant_dict(data, "<mapping>")
+        model: dict = {}
+        if "_base_" in data:
+            model = _load_file(_locate(data["_base_"], None), ())["model"]
+        model.update(copy.deepcopy(data.get("model", {})))
+        resolved = {"name": data.get("name", "custom"), "description": data.get("description", ""),
+                    "source": "<mapping>", "model": model}
+    else:
+        path = _locate(os.fspath(variant), None)
+        loaded = _load_file(path, ())
+        resolved = {"name": path.stem, "description": loaded["description"], "source": str(path),
+                    "model": loaded["model"]}
+    if overrides:
+        validate_variant_dict({"model": overrides}, f"{resolved['source']} (overrides)")
+        resolved["model"].update(copy.deepcopy(overrides))
+    _check_complete(resolved["model"], resolved["source"])
+    return resolved
+
+
+def variant_hash(resolved: Mapping[str, Any]) -> str:
+    """Stable hash of a resolved variant's model settings (what decides the network)."""
+    blob = json.dumps(resolved["model"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def components(model: Mapping[str, Any]) -> dict:
+    """The ablation table's check marks, derived from the settings."""
+    return {
+        "msnlab": bool(model["msnlab"]),
+        "multi_scale": bool(model["msnlab"]) and len(model["patch_sizes"]) > 1,
+        "dense_skips": bool(model["dense_skips"]),
+        "block": model["block"].upper(),
+    }
