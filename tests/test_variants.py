@@ -1,0 +1,79 @@
+"""Variant files: inheritance, schema validation, clear errors."""
+import pytest
+import yaml
+
+from msnlan.errors import ConfigError
+from msnlan.variants import MODEL_KEYS, components, list_variants, resolve_variant, variant_hash
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_every_registered_variant_resolves_completely(name):
+    resolved = resolve_variant(name)
+    assert set(MODEL_KEYS) <= set(resolved["model"])
+    assert resolved["name"] == name
+
+
+def test_ablations_change_only_one_thing():
+    base = resolve_variant("msnlan")["model"]
+    expected = {"no_msnlab": {"msnlab": False}, "single_scale": {"patch_sizes": [3]},
+                "no_dense_skips": {"dense_skips": False}, "rcab": {"block": "rcab"}}
+    for name, diff in expected.items():
+        model = resolve_variant(name)["model"]
+        assert {k: v for k, v in model.items() if base[k] != v} == diff
+
+
+def _write(tmp_path, name, data):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize("model,key", [
+    ({"bogus": 1}, "model.bogus"),
+    ({"n_feats": "64"}, "model.n_feats"),
+    ({"patch_sizes": [3, 4]}, "model.patch_sizes.1"),
+    ({"patch_sizes": [0]}, "model.patch_sizes.0"),
+    ({"block": "rdb"}, "model.block"),
+])
+def test_bad_file_names_file_and_key(tmp_path, model, key):
+    p = _write(tmp_path, "bad", {"_base_": "msnlan", "model": model})
+    with pytest.raises(ConfigError) as exc:
+        resolve_variant(p)
+    assert str(p) in str(exc.value) and key in str(exc.value)
+
+
+def test_unknown_top_level_key(tmp_path):
+    p = _write(tmp_path, "bad", {"_base_": "msnlan", "modle": {"n_feats": 8}})
+    with pytest.raises(ConfigError, match="modle"):
+        resolve_variant(p)
+
+
+def test_base_cycle_and_unknown_base(tmp_path):
+    _write(tmp_path, "a", {"_base_": "b.yaml"})
+    _write(tmp_path, "b", {"_base_": "a.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        resolve_variant(tmp_path / "a.yaml")
+    p = _write(tmp_path, "c", {"_base_": "nonexistent"})
+    with pytest.raises(ConfigError, match="nonexistent"):
+        resolve_variant(p)
+
+
+def test_incomplete_variant_without_base(tmp_path):
+    p = _write(tmp_path, "partial", {"model": {"n_feats": 8}})
+    with pytest.raises(ConfigError, match="lacks key"):
+        resolve_variant(p)
+
+
+def test_mapping_and_overrides_and_hash():
+    a = resolve_variant("msnlan", n_feats=16)
+    b = resolve_variant({"_base_": "msnlan", "model": {"n_feats": 16}})
+    assert a["model"] == b["model"]
+    assert variant_hash(a) == variant_hash(b) != variant_hash(resolve_variant("msnlan"))
+    with pytest.raises(ConfigError, match="n_feats"):
+        resolve_variant("msnlan", n_feats=-1)
+
+
+def test_components_marks():
+    assert components(resolve_variant("msnlan")["model"]) == {
+        "msnlab": True, "multi_scale": True, "dense_skips": True, "block": "RMAB"}
+    assert components(resolve_variant("single_scale")["model"])["multi_scale"] is False
