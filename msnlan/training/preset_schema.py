@@ -1,0 +1,51 @@
+"""JSON schema (draft 2020-12) of a training preset file (msnlan/presets/*.yaml).
+
+Kept as a Python mapping so that it ships with the package code; `model` is checked against the
+variant schema separately (it holds variant overrides).
+"""
+from __future__ import annotations
+
+_POS_INT = {"type": "integer", "minimum": 1}
+
+PRESET_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://msnlan.invalid/schemas/preset.schema.json",
+    "title": "MSNLAN training preset",
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "iterations", "batch_size", "patch_size", "augment", "loss", "lr", "milestones", "gamma",
+        "betas", "eps", "weight_decay", "val_interval", "val_max_images", "checkpoint_interval",
+        "log_interval", "seed", "num_workers", "deterministic", "amp", "channels_last", "model",
+    ],
+    "properties": {
+        "description": {"type": "string"},
+        "iterations": {**_POS_INT, "description": "optimizer steps in the whole run"},
+        "batch_size": {**_POS_INT, "description": "patch pairs per step"},
+        "patch_size": {**_POS_INT, "description": "LR patch side; the HR patch is scale x this"},
+        "augment": {"type": "boolean", "description": "random flips/transpose (8 variants)"},
+        "loss": {"enum": ["l1"]},
+        "lr": {"type": "number", "exclusiveMinimum": 0},
+        "milestones": {"type": "array", "items": _POS_INT, "uniqueItems": True,
+                       "description": "iterations after which lr is multiplied by gamma"},
+        "gamma": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "betas": {"type": "array", "minItems": 2, "maxItems": 2,
+                  "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+        "eps": {"type": "number", "exclusiveMinimum": 0},
+        "weight_decay": {"type": "number", "minimum": 0},
+        "val_interval": {**_POS_INT, "description": "validate every N iterations (and at the end)"},
+        "val_max_images": {"oneOf": [{"type": "null"}, _POS_INT],
+                           "description": "validate on the first N images only (null: all)"},
+        "checkpoint_interval": {**_POS_INT, "description": "write last.pt every N iterations"},
+        "log_interval": {**_POS_INT, "description": "one log.csv row per N iterations"},
+        "seed": {"type": "integer", "minimum": 0},
+        "num_workers": {"type": "integer", "minimum": 0,
+                        "description": "0: batches made in the training loop; >0: one background "
+                                       "thread keeps this many batches ready"},
+        "deterministic": {"type": "boolean",
+                          "description": "torch.use_deterministic_algorithms; off allows cudnn.benchmark"},
+        "amp": {"enum": ["none", "bf16"], "description": "autocast the forward pass to bfloat16"},
+        "channels_last": {"type": "boolean"},
+        "model": {"type": "object", "description": "variant overrides (model settings)"},
+    },
+}
