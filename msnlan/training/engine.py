@@ -1,0 +1,262 @@
+"""The training loop: iteration-based, resumable bit for bit on CPU.
+
+One iteration: a batch of random aligned patch pairs (data.PatchSampler), forward (optionally
+under bf16 autocast), L1 loss, Adam step, MultiStepLR step. Every `checkpoint_interval`
+iterations the whole state (weights, optimizer, scheduler, sampler, RNGs, log accumulators) goes
+to last.pt, atomically; re-running the same command continues from it. Non-finite losses are
+checked at each log row / validation / checkpoint, before anything is saved, so a diverged run
+stops with an error naming the first bad iteration and keeps its last good checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import MsnlanError
+from ..io_utils import write_json_atomic
+from ..provenance import environment
+from ..variants import resolve_variant
+from . import checkpoint as ckpt
+from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
+from .gpu_lease import claim_device
+from .log_csv import LogWriter, truncate_log
+from .presets import load_preset
+from .progress import Progress
+from .run_dir import build_config, config_differences, prepare_run_dir
+from .validation import load_validation_pairs, validate
+
+
+class TrainingDiverged(MsnlanError):
+    """The loss became NaN or Inf."""
+
+
+@contextlib.contextmanager
+def _determinism(deterministic: bool, device: torch.device):
+    """Deterministic kernels for the run (restoring the caller's settings afterwards)."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # warn_only: a CUDA kernel without a deterministic version warns instead of failing the run
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    else:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _write_environment(run_dir: Path, device: torch.device, lease, status: str, start_iteration: int,
+                       extra: Mapping[str, Any]) -> None:
+    """environment.json: where this session runs, plus a list of all sessions of the run."""
+    path = run_dir / "environment.json"
+    sessions = []
+    if status == "resume" and path.is_file():
+        import json
+
+        try:
+            sessions = json.loads(path.read_text()).get("sessions", [])
+        except (OSError, ValueError):
+            sessions = []
+    env = environment(device)
+    env.update({"device_note": lease.message, "gpu_lease": lease.as_dict(), "torch_threads": torch.get_num_threads(),
+                **extra})
+    sessions.append({"date": env["date"], "device": env["device"], "start_iteration": start_iteration,
+                     "git_commit": env["git_commit"]})
+    env["sessions"] = sessions
+    write_json_atomic(path, env)
+
+
+def _final_summary(run_dir: Path, status: str) -> dict:
+    record = ckpt.read_weights(run_dir / "final.pt")
+    return {"run_dir": str(run_dir), "final": str(run_dir / "final.pt"), "status": status,
+            "iterations": record.get("iterations"), "final_val_psnr": record.get("final_val_psnr"),
+            "best_val_psnr": record.get("best_val_psnr"), "best_iteration": record.get("best_iteration")}
+
+
+def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os.PathLike,
+          val_data: str | os.PathLike, out: str | os.PathLike, *, preset: str | os.PathLike = "paper",
+          overrides: Mapping[str, Any] | Iterable[str] = (), init_from: str | os.PathLike | None = None,
+          device: str = "auto", restart: bool = False, stream=None, gpu_count: int | None = None) -> dict:
+    """Train `variant` at `scale` into RUN_DIR `out`; returns a summary dict (status, final path, PSNRs).
+
+    Re-running with the same arguments resumes from last.pt (or returns at once if final.pt
+    exists); other arguments for an existing RUN_DIR raise ConfigError unless `restart`.
+    `overrides` are preset keys ('lr=1e-4', 'model.n_feats=32'); `gpu_count` overrides the number
+    of leasable GPUs (tests).
+    """
+    stream = stream or sys.stderr
+
+    def say(msg: str) -> None:
+        print(f"msnlan train: {msg}", file=stream, flush=True)
+
+    preset_info = load_preset(preset, overrides)
+    settings = preset_info["settings"]
+    resolved = resolve_variant(variant, **settings["model"])
+    if init_from is not None and not Path(init_from).is_file():
+        raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
+    config = build_config(resolved, scale, preset_info, train_data, val_data, init_from)
+    run_dir = Path(out)
+    status = prepare_run_dir(run_dir, config, restart, say)
+    if status == "finished":
+        say(f"{run_dir / 'final.pt'} exists: the run is finished")
+        return _final_summary(run_dir, status)
+
+    lease = claim_device(device, count=gpu_count)
+    say(lease.message)
+    dev = torch.device(lease.device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    with _determinism(settings["deterministic"], dev):
+        return _run(run_dir, status, config, resolved, int(scale), settings, preset_info["name"], dev, lease,
+                    say, stream)
+
+
+def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s: dict, preset_name: str,
+         dev: torch.device, lease, say, stream) -> dict:
+    _seed_everything(s["seed"])
+    model = ckpt.build_network(resolved, scale).to(dev)
+    if s["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=tuple(s["betas"]), eps=s["eps"],
+                                 weight_decay=s["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sorted(s["milestones"]),
+                                                     gamma=s["gamma"])
+
+    from ..data.datasets import load_dataset
+
+    images = training_images(load_dataset(config["data"]["train"], scale).items, scale, s["patch_size"],
+                             source=f"training data {config['data']['train']}", warn=say)
+    val_pairs = load_validation_pairs(config["data"]["val"], scale, s["val_max_images"])
+    sampler = PatchSampler(images, scale, s["patch_size"], s["batch_size"], s["seed"], s["augment"])
+
+    iteration, best_psnr, best_iteration, last_psnr, elapsed = 0, None, None, None, 0.0
+    accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
+    init_report: dict = {}
+    if status == "resume":
+        state = ckpt.load_train_state(run_dir / "last.pt", map_location=dev)
+        diffs = config_differences(state["config"], config)
+        if diffs:
+            raise ckpt.CheckpointError(f"{run_dir / 'last.pt'} belongs to another configuration "
+                                       f"({'; '.join(diffs)}); use --restart")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        ckpt.set_rng_state(state["rng"])
+        iteration, elapsed = int(state["iteration"]), float(state["elapsed_s"])
+        best_psnr, best_iteration, last_psnr = state["best_val_psnr"], state["best_iteration"], state["last_val_psnr"]
+        accum = dict(state["log_accum"])
+        say(f"resuming {run_dir} from iteration {iteration} (last.pt)")
+    elif config["init_from"]:
+        init_report = ckpt.load_pretrained(model, config["init_from"], resolved)
+        skipped = ", ".join(f"{k} ({why})" for k, why in init_report["skipped"].items()) or "none"
+        say(f"initialised from {config['init_from']}: {len(init_report['loaded'])} tensors loaded; skipped: {skipped}; "
+            f"left at fresh initialisation: {', '.join(init_report['initialised_fresh']) or 'none'}")
+        init_report = {"init_from": {"path": config["init_from"], "loaded": len(init_report["loaded"]),
+                                     "skipped": init_report["skipped"],
+                                     "initialised_fresh": init_report["initialised_fresh"]}}
+    truncate_log(run_dir / "log.csv", iteration)
+    _write_environment(run_dir, dev, lease, status, iteration,
+                       {"parameters": sum(p.numel() for p in model.parameters()), **init_report})
+
+    total = s["iterations"]
+    source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler
+    log = LogWriter(run_dir / "log.csv")
+    progress = Progress(total, iteration, stream=stream, every_s=30.0 if total > 1000 else 5.0)
+    autocast = (torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if s["amp"] == "bf16"
+                else contextlib.nullcontext())
+    pending: list[torch.Tensor] = []  # losses not yet checked for NaN/Inf (avoids a GPU sync per step)
+    first_pending = iteration + 1
+    session_start = time.monotonic() - elapsed
+
+    def state_dict(at: int) -> dict:
+        return {"format": ckpt.TRAIN_STATE_FORMAT, "version": ckpt.FORMAT_VERSION, "iteration": at,
+                "config": config, "variant": resolved, "scale": scale, "preset": preset_name,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "sampler": source.state_dict(), "rng": ckpt.rng_state(),
+                "best_val_psnr": best_psnr, "best_iteration": best_iteration, "last_val_psnr": last_psnr,
+                "elapsed_s": time.monotonic() - session_start, "log_accum": dict(accum)}
+
+    model.train()
+    try:
+        while iteration < total:
+            iteration += 1
+            t0 = time.perf_counter()
+            lr_batch, hr_batch = source.sample()
+            lr_t = to_tensor(lr_batch, dev, s["channels_last"])
+            hr_t = to_tensor(hr_batch, dev, s["channels_last"])
+            lr_now = optimizer.param_groups[0]["lr"]
+            with autocast:
+                sr = model(lr_t)
+            loss = F.l1_loss(sr.float(), hr_t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            pending.append(loss.detach())
+
+            do_val = iteration % s["val_interval"] == 0 or iteration == total
+            do_log = iteration % s["log_interval"] == 0 or do_val or iteration == total
+            do_ckpt = iteration % s["checkpoint_interval"] == 0 or iteration == total
+            if do_log or do_ckpt:
+                losses = torch.stack(pending).double().cpu().tolist()
+                for k, value in enumerate(losses):
+                    if not np.isfinite(value):
+                        raise TrainingDiverged(
+                            f"loss is {value} at iteration {first_pending + k} ({run_dir}); stopped. The last "
+                            f"good checkpoint, {run_dir / 'last.pt'}, is kept; lower the lr (--set lr=...) "
+                            "and use --restart, or resume to retry")
+                accum["loss_sum"] += sum(losses)
+                accum["count"] += len(losses)
+                pending, first_pending = [], iteration + 1
+            accum["train_s"] += time.perf_counter() - t0
+
+            val_psnr = None
+            if do_val:
+                val_psnr = last_psnr = validate(model, val_pairs, scale)
+                model.train()
+                if best_psnr is None or val_psnr > best_psnr:
+                    best_psnr, best_iteration = val_psnr, iteration
+                    ckpt.save(state_dict(iteration), run_dir / "best.pt")
+            if do_log:
+                mean_loss = accum["loss_sum"] / max(accum["count"], 1)
+                speed = accum["count"] * s["batch_size"] / accum["train_s"] if accum["train_s"] > 0 else 0.0
+                log.write(iteration, mean_loss, lr_now, val_psnr, time.monotonic() - session_start, speed)
+                progress.update(iteration, mean_loss, lr_now, speed)
+                if val_psnr is not None:
+                    progress.write(f"msnlan train: iteration {iteration}: validation Y-PSNR {val_psnr:.3f} dB "
+                                   f"(best {best_psnr:.3f} at {best_iteration})")
+                accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
+            if do_ckpt:
+                ckpt.save(state_dict(iteration), run_dir / "last.pt")
+    finally:
+        log.close()
+        progress.close()
+        if source is not sampler:
+            source.close()
+
+    ckpt.save(ckpt.weights_record(model, resolved, scale, preset_name, total, final_val_psnr=last_psnr,
+                                  best_val_psnr=best_psnr, best_iteration=best_iteration,
+                                  training=config["training"]), run_dir / "final.pt")
+    say(f"finished {total} iterations: {run_dir / 'final.pt'} (validation Y-PSNR {last_psnr:.3f} dB, "
+        f"best {best_psnr:.3f} at iteration {best_iteration})")
+    return {**_final_summary(run_dir, "trained"), "device": str(dev)}
