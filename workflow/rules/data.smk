@@ -1,0 +1,81 @@
+# Data: the embedded demo sets, downloads of public archives (checked against recorded sha256
+# sums), and `msnlan prepare` of every dataset (LR images, manifest, cache; dataset.json last).
+
+
+rule demo_data:
+    """The embedded demo sets (scikit-image's bundled images) for configs that name demo:<set>."""
+    output:
+        sets=directory(f"{P.results}/demo"),
+    log:
+        f"{P.results}/logs/demo_data.log",
+    benchmark:
+        f"{P.results}/benchmarks/demo_data.tsv"
+    shell:
+        "{MSNLAN} demo-data --out {output.sets:q} > {log:q} 2>&1"
+
+
+def archive_row(wildcards) -> dict:
+    try:
+        return P.archives[wildcards.archive]
+    except KeyError:
+        raise WorkflowError(f"archive {wildcards.archive!r} is not listed in "
+                            f"{config['downloads']['checksums']}") from None
+
+
+rule download_archive:
+    """Fetch one archive of the checksums table; refuse it unless its sha256 matches the recorded
+    sum, or no sum is recorded and allow_unverified_downloads is set (the sum is then written)."""
+    output:
+        archive=f"{P.downloads_dir}/archives/{{archive}}",
+        sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
+    params:
+        url=lambda wc: archive_row(wc)["url"],
+        expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
+        allow_unverified=config["allow_unverified_downloads"],
+        checksums=config["downloads"]["checksums"],
+    log:
+        f"{P.downloads_dir}/logs/download_{{archive}}.log",
+    benchmark:
+        f"{P.downloads_dir}/benchmarks/download_{{archive}}.tsv"
+    retries: 2
+    script:
+        "../scripts/download_archive.py"
+
+
+rule unpack_archive:
+    """Unpack a verified archive into the downloads folder; checks it provides what the table says."""
+    input:
+        archive=f"{P.downloads_dir}/archives/{{archive}}",
+        sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
+    output:
+        done=f"{P.downloads_dir}/.unpacked/{{archive}}.done",
+    params:
+        into=P.downloads_dir,
+        provides=lambda wc: archive_row(wc)["provides"],
+    log:
+        f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
+    benchmark:
+        f"{P.downloads_dir}/benchmarks/unpack_{{archive}}.tsv"
+    script:
+        "../scripts/unpack_archive.py"
+
+
+rule prepare:
+    """LR images (MATLAB-exact bicubic), manifest and cache of one dataset at every needed scale."""
+    input:
+        unpack(prepare_input),
+    output:
+        dataset=f"{P.results}/data/{{dataset}}/dataset.json",
+    params:
+        source=lambda wc: dataset_source_path(wc.dataset),
+        out=lambda wc: f"{P.results}/data/{wc.dataset}",
+        scales=" ".join(map(str, P.data_scales)),
+        drop_alpha="--drop-alpha" if config["drop_alpha"] else "",
+    log:
+        f"{P.results}/logs/prepare/{{dataset}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
+    threads: 1
+    shell:
+        "{MSNLAN} prepare --dataset {params.source:q} --scales {params.scales} "
+        "--out {params.out:q} {params.drop_alpha} > {log:q} 2>&1"

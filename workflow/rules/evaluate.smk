@@ -1,0 +1,66 @@
+# Evaluation with the published protocol (msnlan evaluate): every method x scale x benchmark.
+# Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights) and the
+# bicubic baseline (no training). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
+
+
+def _eval_outputs(method: str) -> dict:
+    """Named outputs of an evaluation job; the SR images folder only when they are saved."""
+    stem = f"{P.results}/eval/{method}/x{{scale}}/{{benchmark}}"
+    out = {"table": f"{stem}.csv", "protocol": f"{stem}.protocol.json"}
+    if config["evaluate"]["save_images"]:
+        out["images"] = directory(f"{P.results}/images/{method}/x{{scale}}/{{benchmark}}")
+    return out
+
+
+rule evaluate_bicubic:
+    """The bicubic baseline: MATLAB-exact imresize upscaling of the LR images."""
+    input:
+        dataset=P.dataset_json("{benchmark}"),
+    output:
+        **_eval_outputs("bicubic"),
+    params:
+        dataset=lambda wc: f"{P.results}/data/{wc.benchmark}",
+        options=eval_options,
+        save=lambda wc: save_images_option("bicubic", wc),
+    threads: 1
+    resources:
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["runtime"],
+    log:
+        f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
+    shell:
+        "{MSNLAN} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.dataset:q} "
+        "--out {output.table:q} {params.options} {params.save} > {log:q} 2>&1"
+
+
+rule evaluate:
+    """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on one benchmark."""
+    input:
+        weights=f"{P.results}/runs/{{variant}}/x{{scale}}/final.pt",
+        dataset=P.dataset_json("{benchmark}"),
+    output:
+        **_eval_outputs("{variant}{ensemble}"),
+    params:
+        variant_hash=lambda wc: P.variant(wc.variant)["hash"],
+        dataset=lambda wc: f"{P.results}/data/{wc.benchmark}",
+        options=eval_options,
+        save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
+    threads: config["evaluate"]["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["runtime"],
+    log:
+        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    shell:
+        "{MSNLAN} evaluate --method {wildcards.variant} --checkpoint {input.weights:q} "
+        "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
+        "{params.options} {params.save} --device {config[device]} > {log:q} 2>&1"
+
+
+# "bicubic" is never a variant (make_plan refuses the name), so its own rule wins
+ruleorder: evaluate_bicubic > evaluate

@@ -1,0 +1,77 @@
+# Tables and the HTML report. `msnlan collect` gathers every eval/complexity/run file of the
+# results folder into tables/; `msnlan report` renders report/index.html. Both are registered
+# with Snakemake's report() so that `snakemake --report report.zip` bundles them.
+
+
+rule record_config:
+    """The workflow config in force (after defaults), for the report's settings section."""
+    output:
+        config=f"{P.results}/workflow_config.yaml",
+    params:
+        # JSON text so the params trigger compares it exactly; any config change rewrites the file
+        config=json.dumps(config, sort_keys=True),
+        sources=config_sources(),
+    log:
+        f"{P.results}/logs/record_config.log",
+    benchmark:
+        f"{P.results}/benchmarks/record_config.tsv"
+    script:
+        "../scripts/record_config.py"
+
+
+rule collect:
+    """tables/summary.csv (one row per method x scale x benchmark) and tables/per_image.csv."""
+    input:
+        evaluations=all_evaluations(),
+        complexity=all_complexity(),
+        weights=all_weights(),
+    output:
+        summary=report(
+            f"{P.results}/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "summary"},
+        ),
+        per_image=report(
+            f"{P.results}/tables/per_image.csv",
+            caption="../report/per_image.rst",
+            category="Tables",
+            labels={"table": "per image"},
+        ),
+    params:
+        results=P.results,
+    log:
+        f"{P.results}/logs/collect.log",
+    benchmark:
+        f"{P.results}/benchmarks/collect.tsv"
+    shell:
+        "{MSNLAN} collect --results {params.results:q} > {log:q} 2>&1"
+
+
+rule report:
+    """The HTML report: paper-style tables, ablation table, complexity, plots and visual crops."""
+    input:
+        summary=f"{P.results}/tables/summary.csv",
+        per_image=f"{P.results}/tables/per_image.csv",
+        config=f"{P.results}/workflow_config.yaml",
+    output:
+        html=report(
+            f"{P.results}/report/index.html",
+            caption="../report/index.rst",
+            category="Report",
+            labels={"page": "MSNLAN report"},
+        ),
+    params:
+        results=P.results,
+        published=(
+            f"--published {shlex.quote(config['report']['published'])}"
+            if config["report"]["published"]
+            else ""
+        ),
+    log:
+        f"{P.results}/logs/report.log",
+    benchmark:
+        f"{P.results}/benchmarks/report.tsv"
+    shell:
+        "{MSNLAN} report --results {params.results:q} --config {input.config:q} "
+        "--out {output.html:q} {params.published} > {log:q} 2>&1"

@@ -1,0 +1,42 @@
+# Training: every selected variant at every trained scale. Each job claims one unit of the `gpu`
+# resource, so `--resources gpu=2` runs at most two at once (the training engine leases a distinct
+# GPU through lock files); without --resources, or without GPUs, jobs run on what `device` selects.
+#
+# Rerun triggers: the variant's hash (model settings only, not its description) and the training
+# preset and overrides are params, so editing one variant file reruns only that variant's jobs.
+# The YAML file is deliberately not an input: touching it, or editing its description, must not
+# retrain. final.pt is protected (read-only): after a change that needs retraining, Snakemake stops
+# with "Write-protected output files" until you remove the old run folder (see config/README.md).
+
+
+rule train:
+    """Train one variant at one scale (x3/x4 from the x2 weights if init_from_x2)."""
+    input:
+        train_data=P.dataset_json(P.train_set),
+        val_data=P.dataset_json(P.val_set),
+        init=init_checkpoint,
+    output:
+        weights=protected(f"{P.results}/runs/{{variant}}/x{{scale}}/final.pt"),
+    params:
+        variant_file=lambda wc: P.variant(wc.variant)["file"],
+        variant_hash=lambda wc: P.variant(wc.variant)["hash"],
+        preset=config["train"]["preset"],
+        overrides=train_overrides(),
+        init=lambda wc, input: f"--init-from {shlex.quote(input.init)}" if input.init else "",
+        run_dir=lambda wc: f"{P.results}/runs/{wc.variant}/x{wc.scale}",
+        train_dir=f"{P.results}/data/{P.train_set}",
+        val_dir=f"{P.results}/data/{P.val_set}",
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime"],
+    log:
+        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
+    shell:
+        "{MSNLAN} train --variant {params.variant_file:q} --scale {wildcards.scale} "
+        "--train-data {params.train_dir:q} --val-data {params.val_dir:q} --out {params.run_dir:q} "
+        "--preset {params.preset} {params.init} --device {config[device]} {params.overrides} "
+        "> {log:q} 2>&1"
