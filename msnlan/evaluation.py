@@ -1,0 +1,304 @@
+"""Evaluating one method (a trained variant or bicubic) on one dataset at one scale.
+
+Writes the per-image CSV (image, psnr, ssim, seconds, peak_memory_mb) and, beside it,
+``<name>.protocol.json`` recording every protocol choice (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import io
+import logging
+import math
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .data.datasets import Dataset, load_dataset
+from .data.images import write_image
+from .errors import CheckpointError, ConfigError
+from .inference import inference_protocol, resolve_device, upscale
+from .io_utils import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
+RANDOM_INIT_SEED = 0
+
+
+# --------------------------------------------------------------------------- peak memory
+
+
+class PeakMemory:
+    """Peak memory of one image: CUDA max_memory_allocated on a GPU, else the process RSS high-water.
+
+    On Linux the RSS high-water mark is reset before each image (/proc/self/clear_refs), so the
+    figure is that image's peak; where that is impossible it is the peak since process start.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.can_reset_rss = device.type != "cuda" and self._reset_rss()
+        if device.type == "cuda":
+            self.description = ("CUDA torch.cuda.max_memory_allocated per image (tensors only, not the "
+                                "caching allocator's reserve)")
+        elif self.can_reset_rss:
+            self.description = ("CPU: process peak RSS (getrusage ru_maxrss) during the image, the high-water "
+                                "mark reset before each image via /proc/self/clear_refs; includes the "
+                                "loaded dataset, model and interpreter")
+        else:
+            self.description = "CPU: process peak RSS (getrusage ru_maxrss) since process start (cumulative)"
+
+    @staticmethod
+    def _reset_rss() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.can_reset_rss:
+            self._reset_rss()
+
+    def peak_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        return kib * (1 if sys.platform.startswith("linux") else 1 / 1024) / 1024
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@dataclass
+class Method:
+    """What is evaluated: `model` is an nn.Module or the string 'bicubic'."""
+
+    name: str  # the method name of the results folder ('bicubic', a variant name; '+' added by evaluate)
+    model: Any
+    variant: dict | None  # resolved variant (None for bicubic)
+    weights: str  # 'bicubic', 'checkpoint' or 'random-init (seed N)'
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_info: dict | None = None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, dict | None, int | None, dict]:
+    """(state_dict, resolved variant or None, scale or None, extra info) from final.pt or a plain state_dict."""
+    from .training.checkpoint import load, read_weights
+
+    try:
+        record = read_weights(path)
+        info = {k: record.get(k) for k in ("preset", "iterations") if record.get(k) is not None}
+        return record["model"], record["variant"], int(record["scale"]), info
+    except CheckpointError:
+        raw = load(path)
+        if isinstance(raw, dict) and raw and all(torch.is_tensor(v) for v in raw.values()):
+            return raw, None, None, {"format": "plain state_dict"}
+        raise
+
+
+def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None = None,
+                random_init: bool = False, device: torch.device | None = None) -> Method:
+    """Build what `method` names: 'bicubic', or a variant (name or YAML path) with its weights.
+
+    A variant needs `checkpoint` (msnlan final.pt, a training state, or a plain state_dict of
+    this network) unless `random_init` is given explicitly: no silent random weights.
+    """
+    if method == "bicubic":
+        if checkpoint is not None:
+            raise ConfigError(f"method 'bicubic' takes no checkpoint (got {checkpoint})")
+        return Method("bicubic", "bicubic", None, "bicubic")
+    from .models.network import build_model
+    from .variants import resolve_variant
+
+    resolved = resolve_variant(method)
+    if checkpoint is None and not random_init:
+        raise ConfigError(f"method {method!r} needs --checkpoint (trained weights); pass --random-init to "
+                          "evaluate random weights on purpose (smoke tests only)")
+    if checkpoint is not None and random_init:
+        raise ConfigError("give either --checkpoint or --random-init, not both")
+    if checkpoint is None:
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = build_model(method, scale)
+        return Method(resolved["name"], model.to(device or "cpu").eval(), resolved,
+                      f"random-init (torch.manual_seed({RANDOM_INIT_SEED}))")
+    path = Path(checkpoint)
+    state, ck_variant, ck_scale, info = _read_checkpoint(path)
+    if ck_scale is not None and ck_scale != scale:
+        raise CheckpointError(f"checkpoint {path} is for x{ck_scale}, not x{scale}")
+    if ck_variant is not None:
+        ours, theirs = resolved["model"], ck_variant.get("model", {})
+        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if differ:
+            raise CheckpointError(
+                f"checkpoint {path} holds variant {ck_variant.get('name')!r}, which differs from method "
+                f"{method!r} in " + ", ".join(f"model.{k} ({theirs.get(k)!r} vs {ours.get(k)!r})" for k in differ))
+    model = build_model(method, scale)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit variant {resolved['name']!r} at "
+                              f"x{scale}: {str(exc)[:600]}") from None
+    return Method(resolved["name"], model.to(device or "cpu").eval(), resolved, "checkpoint", str(path),
+                  _sha256(path), info)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _progress(total: int, enabled: bool | None):
+    """A tqdm bar when stderr is a terminal (or enabled=True), else None (plain log lines)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", file=sys.stderr)
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def write_rows_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """The per-image CSV, atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        writer.writerow([r["image"], _fmt(r["psnr"], 6), _fmt(r["ssim"], 8), f"{r['seconds']:.4f}",
+                         f"{r['peak_memory_mb']:.1f}"])
+    write_text_atomic(path, buf.getvalue())
+
+
+def protocol_path_for(csv_path: str | os.PathLike) -> Path:
+    """RESULTS.csv -> RESULTS.protocol.json beside it."""
+    p = Path(csv_path)
+    stem = p.name[:-4] if p.name.endswith(".csv") else p.name
+    return p.with_name(f"{stem}.protocol.json")
+
+
+def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: int, out_csv: str | os.PathLike,
+                    *, checkpoint: str | os.PathLike | None = None, random_init: bool = False,
+                    tile: str | None = None, min_pixels: int | None = None, overlap: int = 10,
+                    self_ensemble: bool = False, device: Any = "auto",
+                    save_images: str | os.PathLike | None = None, drop_alpha: bool = False,
+                    lr_dir: str | os.PathLike | None = None, progress: bool | None = None,
+                    log_line: Callable[[str], None] | None = None) -> dict:
+    """Evaluate `method` on `dataset` at `scale`; write `out_csv` and its protocol.json.
+
+    Returns the protocol dict (with its 'summary'). See `load_method` for what `method` and
+    `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+    if not str(out_csv).endswith(".csv"):
+        raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
+    log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    dev = resolve_device(device)
+    meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
+    if meth.model == "bicubic":
+        if self_ensemble:
+            raise ConfigError("--self-ensemble applies to networks, not to bicubic")
+        if tile not in (None, "none"):
+            log_line("note: bicubic is computed on the whole image; --tile is ignored")
+        tile = None
+    if tile in (None, "none") and min_pixels is not None:
+        raise ConfigError("--min-pixels applies to --tile chop only")
+    inference = inference_protocol(tile, min_pixels, overlap, self_ensemble, scale)
+
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, scale, drop_alpha=drop_alpha,
+                                                                   lr_dir=lr_dir)
+    if ds.scale != scale:
+        raise ConfigError(f"dataset {ds.name} was loaded at x{ds.scale}, not x{scale}")
+    from .metrics import evaluate_pair, protocol_description, summarize
+
+    name = meth.name + ("+" if self_ensemble else "")
+    memory = PeakMemory(dev)
+    rows: list[dict] = []
+    bar = _progress(len(ds.items), progress)
+    try:
+        for i, pair in enumerate(ds.items, 1):
+            memory.start()
+            t0 = time.perf_counter()
+            sr = upscale(meth.model, pair.lr, scale, tile=tile, min_pixels=min_pixels, overlap=overlap,
+                         self_ensemble=self_ensemble, device=None if meth.model == "bicubic" else dev)
+            seconds = time.perf_counter() - t0  # upscale returns host memory: the GPU work is done
+            peak = memory.peak_mb()
+            metrics = evaluate_pair(sr, pair.hr, scale)
+            rows.append({"image": pair.name, "psnr": metrics["psnr"], "ssim": metrics["ssim"],
+                         "seconds": seconds, "peak_memory_mb": peak})
+            if save_images is not None:
+                write_image(Path(save_images) / f"{pair.name}.png", sr)
+            if bar is not None:
+                bar.set_postfix_str(f"{pair.name} {metrics['psnr']:.2f} dB")
+                bar.update(1)
+            else:
+                log_line(f"[{i}/{len(ds.items)}] {ds.name} x{scale} {name}: {pair.name} "
+                         f"PSNR {metrics['psnr']:.3f} dB SSIM {metrics['ssim']:.4f} ({seconds:.2f} s, "
+                         f"{peak:.0f} MB)")
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = summarize(rows)
+    from . import __version__
+    from .provenance import device_description, git_commit, package_versions
+    from .variants import variant_hash
+
+    protocol = {
+        "method": name,
+        "variant": meth.variant["name"] if meth.variant else None,
+        "variant_hash": variant_hash(meth.variant) if meth.variant else None,
+        "variant_model": meth.variant["model"] if meth.variant else None,
+        "weights": meth.weights,
+        "random_init": meth.weights.startswith("random-init"),
+        "checkpoint": meth.checkpoint,
+        "checkpoint_sha256": meth.checkpoint_sha256,
+        "checkpoint_info": meth.checkpoint_info,
+        "scale": scale,
+        "benchmark": protocol_path_for(out_csv).name[: -len(".protocol.json")],
+        "dataset_name": ds.name,
+        "dataset": str(ds.prepared or ds.root),
+        "dataset_source": str(ds.root),
+        "dataset_layout": ds.layout,
+        "images": [p.name for p in ds.items],
+        "lr_source": ds.lr_source,
+        "hr_crop": f"top-left crop to a multiple of {scale} (modcrop) before LR generation and evaluation",
+        **inference,
+        **protocol_description(scale),
+        "bicubic": "MATLAB-exact imresize by the scale (msnlan.imresize)" if meth.model == "bicubic" else None,
+        "timing": "wall-clock seconds of upscale() per image (host to host), excluding metrics",
+        "peak_memory": memory.description,
+        "summary": summary,
+        "versions": {**package_versions(), "msnlan": __version__},
+        "device": device_description(dev),
+        "device_type": dev.type,
+        "git_commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }
+    write_rows_csv(out_csv, rows)
+    write_json_atomic(protocol_path_for(out_csv), protocol)  # last: marks the evaluation complete
+    return protocol
