@@ -129,7 +129,6 @@ def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None
         if checkpoint is not None:
             raise ConfigError(f"method 'bicubic' takes no checkpoint (got {checkpoint})")
         return Method("bicubic", "bicubic", None, "bicubic")
-    from .models.network import build_model
     from .variants import resolve_variant
 
     resolved = resolve_variant(method)
@@ -138,6 +137,8 @@ def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None
                           "evaluate random weights on purpose (smoke tests only)")
     if checkpoint is not None and random_init:
         raise ConfigError("give either --checkpoint or --random-init, not both")
+    from .models.network import build_model
+
     if checkpoint is None:
         torch.manual_seed(RANDOM_INIT_SEED)
         model = build_model(method, scale)
