@@ -1,0 +1,126 @@
+"""The ablation table: component check marks, PSNR per benchmark, and the paired difference to the
+full model with a bootstrap CI over images (msnlan.report.stats)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+
+from ..variants import components
+from .main_table import PSNR_DECIMALS, scale_label
+from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
+from .tables import MISSING, Cell, format_number, Column, Footnotes, Row, RowGroup, Section, Table
+
+DELTA_DECIMALS = 3
+CHECK, NO = "✓", MISSING
+COMPONENT_COLUMNS = (("msnlab", "MSNLAB"), ("multi_scale", "Multi-scale"), ("dense_skips", "Dense skips"),
+                     ("block", "Block"))
+FEW_IMAGES = 10
+
+
+@dataclass
+class AblationSettings:
+    reference: str = "msnlan"
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    level: float = 0.95
+
+
+def _component_cells(resolved: Mapping | None) -> dict[str, Cell]:
+    if resolved is None:
+        return {k: Cell("?", title="variant settings not found") for k, _ in COMPONENT_COLUMNS}
+    comp = components(resolved["model"])
+    out = {k: Cell(CHECK if comp[k] else NO) for k in ("msnlab", "multi_scale", "dense_skips")}
+    out["block"] = Cell(comp["block"])
+    return out
+
+
+def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
+                         variant_order: Sequence[str], resolve: Callable[[str, int], tuple[dict | None, str]],
+                         settings: AblationSettings = AblationSettings()) -> tuple[Table, pd.DataFrame]:
+    """One row per variant (single-model evaluations only) and scale; returns the table and a tidy frame.
+
+    `resolve(variant, scale)` gives the resolved variant (for the check marks) and where it came from.
+    """
+    notes = Footnotes()
+    ref = settings.reference
+    single = per_image[~per_image.self_ensemble.astype(bool) & (per_image.method != "bicubic")]
+    columns = [Column(k, label, align="c") for k, label in COMPONENT_COLUMNS]
+    level_pct = f"{settings.level:.0%}"
+    for b in benchmarks:
+        columns.append(Column(f"{b}/psnr", "PSNR", group=b))
+        columns.append(Column(f"{b}/delta", f"Δ vs {ref} [{level_pct} CI]", group=b))
+    sections, tidy = [], []
+    for s in scales:
+        at_scale = single[single.scale == s]
+        present = list(dict.fromkeys(at_scale.method))
+        order = [v for v in variant_order if v in present] + sorted(set(present) - set(variant_order))
+        if ref in order:  # the full model first: every other row is read against it
+            order.remove(ref)
+            order.insert(0, ref)
+        rows = []
+        for v in order:
+            resolved, _src = resolve(v, s)
+            row = Row(v, v, _component_cells(resolved))
+            for b in benchmarks:
+                mine = at_scale[(at_scale.method == v) & (at_scale.benchmark == b)]
+                theirs = at_scale[(at_scale.method == ref) & (at_scale.benchmark == b)]
+                if mine.empty:
+                    row.cells[f"{b}/psnr"], row.cells[f"{b}/delta"] = Cell(), Cell()
+                    continue
+                finite = mine.psnr[mine.psnr.abs() != float("inf")]
+                row.cells[f"{b}/psnr"] = Cell.number(float(finite.mean()) if len(finite) else None,
+                                                     PSNR_DECIMALS, title=f"n={len(mine)}")
+                if v == ref:
+                    row.cells[f"{b}/delta"] = Cell("(reference)")
+                    continue
+                if theirs.empty:
+                    row.cells[f"{b}/delta"] = Cell(title=f"{ref} not evaluated on {b} at x{s}")
+                    continue
+                res, used = paired_difference(dict(zip(mine.image, mine.psnr)), dict(zip(theirs.image, theirs.psnr)),
+                                              resamples=settings.resamples, seed=settings.seed,
+                                              level=settings.level)
+                cell = _delta_cell(res)
+                if res.n < max(len(mine), len(theirs)):
+                    cell.notes.append(notes.marker(
+                        f"paired over the images both were evaluated on with finite PSNR (n shown on hover); "
+                        f"{ref} and this variant do not share every image"))
+                if 0 < res.n < FEW_IMAGES:
+                    cell.notes.append(notes.marker(
+                        f"fewer than {FEW_IMAGES} images: the bootstrap interval is rough (n shown on hover)"))
+                row.cells[f"{b}/delta"] = cell
+                tidy.append({"scale": s, "benchmark": b, "variant": v, "reference": ref,
+                             "psnr": float(finite.mean()) if len(finite) else float("nan"),
+                             "delta": res.mean, "ci_low": res.low, "ci_high": res.high, "n_pairs": res.n,
+                             "level": settings.level, "resamples": settings.resamples, "seed": settings.seed,
+                             "ci_excludes_zero": res.excludes_zero})
+            rows.append(row)
+        if rows:
+            sections.append(Section(scale_label(s), [RowGroup("", rows)]))
+    table = Table("ablation", "Ablation", "Variant", columns, sections)
+    table.caption = (f"Ablation: PSNR (dB) per benchmark and the paired difference to {ref} "
+                     f"(variant − {ref}) with a {level_pct} bootstrap CI over images.")
+    table.footnotes = [
+        ("", f"Δ: mean over images of the per-image PSNR difference (variant − {ref}) on the same images; "
+             f"{level_pct} percentile bootstrap CI over images ({settings.resamples:,} resamples, seed "
+             f"{settings.seed}). * and shading: the CI excludes 0, a difference resampling the test images "
+             "does not explain. With fewer than 2 images no CI is given (–)."),
+        ("", f"{CHECK}: component present; {NO}: absent. Components from the run's recorded variant "
+             "(runs/<variant>/x<s>/config.yaml or final.pt), else the variant file."),
+    ] + notes.items()
+    frame = pd.DataFrame(tidy, columns=["scale", "benchmark", "variant", "reference", "psnr", "delta", "ci_low",
+                                        "ci_high", "n_pairs", "level", "resamples", "seed", "ci_excludes_zero"])
+    return table, frame
+
+
+def _delta_cell(res) -> Cell:
+    mean = format_number(res.mean, DELTA_DECIMALS, signed=True)
+    if res.low is None:
+        return Cell(f"{mean} [–]", res.mean, title=f"n={res.n}: too few images for a CI")
+    low, high = (format_number(x, DELTA_DECIMALS, signed=True) for x in (res.low, res.high))
+    cell = Cell(f"{mean} [{low}, {high}]", res.mean, title=f"n={res.n} images")
+    if res.excludes_zero:
+        cell.text += "*"
+        cell.css = "sig"
+    return cell

@@ -1,0 +1,98 @@
+"""Report figures as PNG bytes (matplotlib Agg backend, seaborn styling): PSNR vs MACs, training curves."""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers/CI; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .results import RunInfo  # noqa: E402
+
+_DPI = 110
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    # no timestamp in the metadata so that the same data give the same bytes
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def psnr_vs_macs(complexity: pd.DataFrame, summary: pd.DataFrame, benchmark: str,
+                 scales: Sequence[int]) -> tuple[bytes | None, pd.DataFrame]:
+    """Scatter of PSNR on `benchmark` vs MACs at 720p, bubble area ~ parameters, one panel per scale.
+
+    Returns (PNG or None when nothing has both numbers, the plotted data).
+    """
+    single = summary[(summary.benchmark == benchmark) & ~summary.self_ensemble.astype(bool)
+                     & (summary.method != "bicubic")]
+    data = complexity.merge(single[["method", "scale", "psnr"]], left_on=["variant", "scale"],
+                            right_on=["method", "scale"], how="inner")
+    data = data[data.macs_720p_g.notna() & data.psnr.notna()]
+    data = data[data.scale.isin(list(scales))]
+    plotted = data[["variant", "scale", "psnr", "macs_720p_g", "params_m"]].reset_index(drop=True)
+    if data.empty:
+        return None, plotted
+    panels = [s for s in scales if s in set(data.scale)]
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    palette = dict(zip(sorted(set(data.variant)), sns.color_palette("colorblind", len(set(data.variant)))))
+    sizes_known = data.params_m.notna().all()
+    for ax, s in zip(axes[0], panels):
+        d = data[data.scale == s]
+        sns.scatterplot(data=d, x="macs_720p_g", y="psnr", hue="variant", palette=palette,
+                        size="params_m" if sizes_known else None, sizes=(60, 600), alpha=0.75,
+                        edgecolor="black", linewidth=0.6, ax=ax, legend="brief" if ax is axes[0][-1] else False)
+        for r in d.itertuples():
+            ax.annotate(r.variant, (r.macs_720p_g, r.psnr), textcoords="offset points", xytext=(7, 5), fontsize=8)
+        ax.set_title(f"{benchmark} ×{s}")
+        ax.set_xlabel("MACs at 720p output (G)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.margins(x=0.25, y=0.25)
+    leg = axes[0][-1].get_legend()
+    if leg is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False,
+                        title="variant / params (M)" if sizes_known else "variant")
+    return _png(fig), plotted
+
+
+def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | None:
+    """Validation PSNR and training loss vs iteration, one line per variant, one row of panels per scale."""
+    frames = []
+    for run in runs:
+        if run.log is None or run.log.empty:
+            continue
+        f = run.log.copy()
+        f["variant"], f["scale"] = run.variant, run.scale
+        frames.append(f)
+    if not frames:
+        return None
+    data = pd.concat(frames, ignore_index=True)
+    panels = [s for s in scales if s in set(data.scale)] or sorted(set(data.scale))
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.4 * len(panels)), squeeze=False)
+    palette = dict(zip(sorted(set(data.variant)), sns.color_palette("colorblind", len(set(data.variant)))))
+    for (ax_val, ax_loss), s in zip(axes, panels):
+        d = data[data.scale == s]
+        val = d[d.val_psnr.notna()] if "val_psnr" in d else d.iloc[0:0]
+        if len(val):
+            sns.lineplot(data=val, x="iteration", y="val_psnr", hue="variant", palette=palette, marker="o",
+                         ax=ax_val, legend=False)
+        else:
+            ax_val.text(0.5, 0.5, "no validation logged", ha="center", va="center", transform=ax_val.transAxes)
+        sns.lineplot(data=d[d.loss.notna()], x="iteration", y="loss", hue="variant", palette=palette,
+                     ax=ax_loss, linewidth=1)
+        ax_val.set_title(f"validation PSNR ×{s}")
+        ax_val.set_ylabel("PSNR (dB)")
+        ax_loss.set_title(f"training loss (L1) ×{s}")
+        ax_loss.set_ylabel("loss")
+        if ax_loss.get_legend() is not None:
+            sns.move_legend(ax_loss, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="variant")
+    fig.tight_layout()
+    return _png(fig)

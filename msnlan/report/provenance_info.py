@@ -1,0 +1,81 @@
+"""The report's provenance section: protocols, training budgets, the software that made the report."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from .. import provenance
+from .collect import format_tiling
+from .results import EvalResult, RunInfo
+
+PROTOCOL_FIELDS = ("lr_source", "tiling", "self_ensemble", "shave", "color_space", "ssim", "device",
+                   "git_commit", "random_init")
+DEMO_LABEL = "DEMO — not the paper's setting"
+
+
+def _text(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict) and "mode" in value:
+        return format_tiling(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def protocol_rows(evals: Sequence[EvalResult]) -> list[dict]:
+    """One row per evaluation with the protocol fields that decide its numbers."""
+    rows = []
+    for ev in sorted(evals, key=lambda e: (e.scale, e.benchmark, e.method)):
+        p = ev.protocol
+        versions = p.get("versions") if isinstance(p.get("versions"), dict) else {}
+        rows.append({
+            "method": ev.method, "scale": ev.scale, "benchmark": ev.benchmark,
+            **{k: _text(p.get(k)) for k in PROTOCOL_FIELDS},
+            "checkpoint": _text(p.get("checkpoint")), "variant_hash": _text(p.get("variant_hash")),
+            "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+            "date": _text(p.get("date")),
+        })
+    return rows
+
+
+def protocol_overview(rows: list[dict]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Per protocol field, its distinct values with how many evaluations used each."""
+    out = []
+    for key in PROTOCOL_FIELDS + ("versions",):
+        counts = Counter(r[key] for r in rows)
+        out.append((key, counts.most_common()))
+    return out
+
+
+def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
+    return [{
+        "variant": r.variant, "scale": r.scale, "preset": r.preset or "–",
+        "iterations": r.iterations if r.iterations is not None else "–",
+        "iterations_logged": r.iterations_done if r.iterations_done is not None else "–",
+        "patch_size": r.patch_size if r.patch_size is not None else "–",
+        "batch_size": r.batch_size if r.batch_size is not None else "–",
+        "finished": "yes" if r.has_final else "no (no final.pt)",
+        "path": str(r.path),
+    } for r in sorted(runs, key=lambda r: (r.scale, r.variant))]
+
+
+def demo_banner(runs: Sequence[RunInfo]) -> tuple[str, str] | None:
+    """(headline, detail) when any run used a preset other than "paper", or when none is recorded."""
+    if not runs:
+        return ("Training budget unknown",
+                "No run folders (runs/<variant>/x<s>/) were found: the networks' training budget is not "
+                "recorded in this results folder, so their numbers may not reflect the paper's setting.")
+    off = sorted({(r.preset or "not recorded") for r in runs} - {"paper"})
+    if not off:
+        return None
+    which = ", ".join(f"{r.variant} ×{r.scale}" for r in runs if (r.preset or "not recorded") != "paper")
+    return (DEMO_LABEL, f"Training preset(s) {', '.join(off)} instead of \"paper\" ({which}). These numbers "
+                        "show the pipeline works; they are not comparable with the paper's or the published rows.")
+
+
+def report_environment() -> dict:
+    env = provenance.environment()
+    return {"date": env["date"], "git_commit": env["git_commit"] or "not a git checkout",
+            "platform": env["platform"],
+            "versions": ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)}
