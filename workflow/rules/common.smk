@@ -1,8 +1,8 @@
 """Helpers of the MSNLAN workflow: which config files count, the plan (variants, datasets, scales,
 methods) built and checked once at parse time, and the path of every result.
 
-Nothing here runs a job. The Snakefile calls `use_cli_configfiles_only()`, validates the config,
-then `make_plan(config)`; the rule files read the plan `P` and the path helpers below.
+Nothing here runs a job. The Snakefile validates the config, then calls `make_plan(config)`; the
+rule files read the plan `P` and the input functions below.
 """
 import csv
 import json
@@ -22,6 +22,10 @@ RESERVED_METHODS = ("bicubic",)
 #: how the workflow calls the msnlan CLI: the interpreter running Snakemake, so that a venv's
 #: `snakemake` works without activating the venv (its bin/ need not be on PATH)
 MSNLAN = f"{shlex.quote(sys.executable)} -m msnlan"
+#: SLURM gives every job its own GPU(s), but jobs on one node may share /tmp, where msnlan train
+#: keeps its GPU lease locks: a per-job lock folder keeps two jobs from waiting on each other's lock
+GPU_LEASE_ENV = ('if [ -n "${SLURM_JOB_ID:-}" ]; then export MSNLAN_GPU_LOCK_DIR='
+                 '"${TMPDIR:-/tmp}/msnlan-gpu-locks-$SLURM_JOB_ID"; fi; ')
 
 
 class ConfigProblem(WorkflowError):
@@ -30,20 +34,10 @@ class ConfigProblem(WorkflowError):
 
 def config_sources() -> str:
     """The config files in force, for error messages."""
-    files = [str(f) for f in workflow.overwrite_configfiles]
-    return ", ".join(files) if files else "config/config.yaml"
-
-
-def use_cli_configfiles_only() -> None:
-    """A --configfile replaces config/config.yaml instead of being merged into it.
-
-    Snakemake merges mappings key by key, so `--configfile config/paper.yaml` on top of the demo
-    config would keep the demo benchmarks (DemoA, DemoB) beside the paper's. Each config file
-    here is complete, so we keep only what came from the command line (--configfile, then --config).
-    """
-    if workflow.overwrite_configfiles:
-        config.clear()
-        config.update(json.loads(json.dumps(workflow.config_settings.overwrite_config)))
+    files = [str(f) for f in workflow.overwrite_configfiles] or ["config/config.yaml"]
+    if workflow.config_settings.config:
+        files.append("--config " + " ".join(sorted(workflow.config_settings.config)))
+    return ", ".join(files)
 
 
 def explain_validation_error(exc: Exception) -> ConfigProblem:
@@ -57,8 +51,8 @@ def explain_validation_error(exc: Exception) -> ConfigProblem:
         known = sorted(getattr(cause, "schema", {}).get("properties", {}))
         extra = sorted(set(cause.instance) - set(known)) if isinstance(cause.instance, dict) else []
         if extra:
-            where = f"{key}." if path else ""
-            message = f"unknown key {where}{extra[0]!r} (allowed here: {', '.join(known)})"
+            dotted = f"{key}.{extra[0]}" if path else extra[0]
+            message = f"unknown key {dotted!r} (allowed here: {', '.join(known)})"
             return ConfigProblem(f"invalid config ({config_sources()}): {message}")
     return ConfigProblem(f"invalid config ({config_sources()}): key {key!r}: {message}")
 
@@ -205,7 +199,7 @@ def _check_data(plan: Plan, cfg: dict, keys: dict) -> None:
                 f"{head} The workflow can download it ({archive} from {row['url']}), but {checksums} "
                 f"records no sha256 for {archive}, so the download cannot be verified. Either download "
                 f"and unpack it yourself into {plan.downloads_dir}/, record the archive's sha256 in "
-                f"{checksums}, or rerun with --config allow_unverified_downloads=true (the computed sum is "
+                f"{checksums}, or rerun with --config allow_unverified_downloads=True (the computed sum is "
                 f"then written to {plan.downloads_dir}/archives/{archive}.sha256 for you to record).")
         plan.needs_archive[name] = archive
 

@@ -22,7 +22,7 @@ rule train:
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
         preset=config["train"]["preset"],
         overrides=train_overrides(),
-        init=lambda wc, input: f"--init-from {shlex.quote(input.init)}" if input.init else "",
+        init=lambda wc, input: " ".join(f"--init-from {shlex.quote(p)}" for p in input.init),
         run_dir=lambda wc: f"{P.results}/runs/{wc.variant}/x{wc.scale}",
         train_dir=f"{P.results}/data/{P.train_set}",
         val_dir=f"{P.results}/data/{P.val_set}",
@@ -36,7 +36,7 @@ rule train:
     benchmark:
         f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
     shell:
-        "{MSNLAN} train --variant {params.variant_file:q} --scale {wildcards.scale} "
+        "{GPU_LEASE_ENV}{MSNLAN} train --variant {params.variant_file:q} --scale {wildcards.scale} "
         "--train-data {params.train_dir:q} --val-data {params.val_dir:q} --out {params.run_dir:q} "
         "--preset {params.preset} {params.init} --device {config[device]} {params.overrides} "
         "> {log:q} 2>&1"
