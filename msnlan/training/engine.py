@@ -10,6 +10,7 @@ stops with an error naming the first bad iteration and keeps its last good check
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import sys
@@ -56,6 +57,29 @@ def _determinism(deterministic: bool, device: torch.device):
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
+_RUN_LOCKS: dict[tuple[int, int], int] = {}
+
+
+def _lock_run_dir(run_dir: Path) -> None:
+    """One training process per RUN_DIR (flock on RUN_DIR/.lock, dropped by the OS at exit)."""
+    st = run_dir.stat()
+    key = (st.st_dev, st.st_ino)
+    if key in _RUN_LOCKS:
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MsnlanError(f"{run_dir} is being trained by another process (lock {run_dir / '.lock'})") from None
+    _RUN_LOCKS[key] = fd
+
+
+def _unlock_run_dirs() -> None:
+    while _RUN_LOCKS:
+        os.close(_RUN_LOCKS.popitem()[1])
 
 
 def _seed_everything(seed: int) -> None:
@@ -115,19 +139,28 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
         raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
     config = build_config(resolved, scale, preset_info, train_data, val_data, init_from)
     run_dir = Path(out)
-    status = prepare_run_dir(run_dir, config, restart, say)
-    if status == "finished":
-        say(f"{run_dir / 'final.pt'} exists: the run is finished")
-        return _final_summary(run_dir, status)
+    try:
+        if run_dir.is_dir():
+            _lock_run_dir(run_dir)  # refuse while another process trains this run
+        status = prepare_run_dir(run_dir, config, restart, say)
+        _lock_run_dir(run_dir)  # after --restart this is a fresh folder
+        if status == "finished":
+            say(f"{run_dir / 'final.pt'} exists: the run is finished")
+            return _final_summary(run_dir, status)
+        for stale in run_dir.glob(".*.tmp"):  # temp files of a killed session's interrupted writes
+            if stale.name.split(".")[1] in ("last", "best", "final", "log", "environment"):
+                stale.unlink(missing_ok=True)
 
-    lease = claim_device(device, count=gpu_count)
-    say(lease.message)
-    dev = torch.device(lease.device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    with _determinism(settings["deterministic"], dev):
-        return _run(run_dir, status, config, resolved, int(scale), settings, preset_info["name"], dev, lease,
-                    say, stream)
+        lease = claim_device(device, count=gpu_count)
+        say(lease.message)
+        dev = torch.device(lease.device)
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        with _determinism(settings["deterministic"], dev):
+            return _run(run_dir, status, config, resolved, int(scale), settings, preset_info["name"], dev, lease,
+                        say, stream)
+    finally:
+        _unlock_run_dirs()
 
 
 def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s: dict, preset_name: str,
