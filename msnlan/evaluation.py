@@ -224,8 +224,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         if self_ensemble:
             raise ConfigError("--self-ensemble applies to networks, not to bicubic")
         if tile not in (None, "none"):
-            log_line("note: bicubic is computed on the whole image; --tile is ignored")
-        tile = None
+            log_line("note: bicubic is computed on the whole image; --tile/--min-pixels are ignored")
+        tile, min_pixels = None, None
     if tile in (None, "none") and min_pixels is not None:
         raise ConfigError("--min-pixels applies to --tile chop only")
     inference = inference_protocol(tile, min_pixels, overlap, self_ensemble, scale)

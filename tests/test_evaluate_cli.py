@@ -93,6 +93,13 @@ def test_prepare_then_evaluate_bicubic(tmp_path, capsys):
         assert key in proto
     assert proto["dataset"] == str(prep)
 
+    # the workflow passes its tiling options to every method: bicubic ignores them (whole image)
+    out2 = tmp_path / "chop.csv"
+    assert main(["evaluate", "--method", "bicubic", "--scale", "2", "--dataset", str(prep), "--out", str(out2),
+                 "--tile", "chop", "--min-pixels", "100"]) == 0
+    assert [r["psnr"] for r in _rows(out2)] == [r["psnr"] for r in rows]
+    assert json.loads((tmp_path / "chop.protocol.json").read_text())["tiling"]["mode"] == "none"
+
 
 def test_variant_without_checkpoint_is_an_error(tmp_path, capsys):
     src = _tiny_dataset(tmp_path / "Tiny")
