@@ -116,6 +116,28 @@ def _final_summary(run_dir: Path, status: str) -> dict:
             "best_val_psnr": record.get("best_val_psnr"), "best_iteration": record.get("best_iteration")}
 
 
+def autocast_context(amp: str, device: torch.device):
+    """bf16 autocast of the forward pass (any device type torch supports), or nothing."""
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, lr_t: torch.Tensor,
+               hr_t: torch.Tensor, autocast=None) -> torch.Tensor:
+    """One iteration: forward (under `autocast`), L1 loss in float32, backward, Adam and lr steps.
+    Returns the detached loss (not synchronised)."""
+    with autocast if autocast is not None else contextlib.nullcontext():
+        sr = model(lr_t)
+    loss = F.l1_loss(sr.float(), hr_t)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach()
+
+
 def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os.PathLike,
           val_data: str | os.PathLike, out: str | os.PathLike, *, preset: str | os.PathLike = "paper",
           overrides: Mapping[str, Any] | Iterable[str] = (), init_from: str | os.PathLike | None = None,
@@ -215,8 +237,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
     source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler
     log = LogWriter(run_dir / "log.csv")
     progress = Progress(total, iteration, stream=stream, every_s=30.0 if total > 1000 else 5.0)
-    autocast = (torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if s["amp"] == "bf16"
-                else contextlib.nullcontext())
+    autocast = autocast_context(s["amp"], dev)
     pending: list[torch.Tensor] = []  # losses not yet checked for NaN/Inf (avoids a GPU sync per step)
     first_pending = iteration + 1
     session_start = time.monotonic() - elapsed
@@ -238,14 +259,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
             lr_t = to_tensor(lr_batch, dev, s["channels_last"])
             hr_t = to_tensor(hr_batch, dev, s["channels_last"])
             lr_now = optimizer.param_groups[0]["lr"]
-            with autocast:
-                sr = model(lr_t)
-            loss = F.l1_loss(sr.float(), hr_t)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            pending.append(loss.detach())
+            pending.append(train_step(model, optimizer, scheduler, lr_t, hr_t, autocast))
 
             do_val = iteration % s["val_interval"] == 0 or iteration == total
             do_log = iteration % s["log_interval"] == 0 or do_val or iteration == total
