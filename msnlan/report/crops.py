@@ -21,8 +21,8 @@ from ..errors import ConfigError, DataError
 
 #: images often used in SR papers' figures for their fine structure (used when present)
 FINE_STRUCTURE_IMAGES = {"Set14": ("barbara",), "B100": ("253027",), "Urban100": ("img_092", "img_004")}
-DISPLAY_SIZE = 176        # target on-screen size of a crop (CSS px) after nearest-neighbour zoom
-OVERVIEW_WIDTH = 360
+DISPLAY_SIZE = 150        # target on-screen size of a crop (CSS px) after nearest-neighbour zoom
+OVERVIEW_WIDTH = 320
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,12 @@ def png_data_uri(image: np.ndarray | Image.Image) -> str:
 
 
 def overview_with_box(hr: np.ndarray, box: CropBox, width: int = OVERVIEW_WIDTH) -> Image.Image:
-    """The HR image shrunk to `width` px (display only) with the crop box drawn in red."""
+    """The HR image scaled to `width` px (display only: Lanczos down, nearest-neighbour up) with the
+    crop box drawn in red."""
     pil = Image.fromarray(hr).convert("RGB")
-    factor = min(1.0, width / pil.width)
-    if factor < 1.0:
-        pil = pil.resize((max(1, round(pil.width * factor)), max(1, round(pil.height * factor))),
-                         Image.Resampling.LANCZOS)
+    factor = width / pil.width
+    resample = Image.Resampling.LANCZOS if factor < 1 else Image.Resampling.NEAREST
+    pil = pil.resize((width, max(1, round(pil.height * factor))), resample)
     draw = ImageDraw.Draw(pil)
     x0, y0 = box.left * factor, box.top * factor
     x1, y1 = (box.left + box.size) * factor - 1, (box.top + box.size) * factor - 1

@@ -44,10 +44,13 @@ def psnr_vs_macs(complexity: pd.DataFrame, summary: pd.DataFrame, benchmark: str
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     palette = dict(zip(sorted(set(data.variant)), sns.color_palette("colorblind", len(set(data.variant)))))
     sizes_known = data.params_m.notna().all()
+    data = data.rename(columns={"params_m": "params (M)"})
+    # bubble AREA proportional to the parameter count: the size scale starts at 0 parameters
+    size_norm = (0.0, float(data["params (M)"].max())) if sizes_known else None
     for ax, s in zip(axes[0], panels):
         d = data[data.scale == s]
         sns.scatterplot(data=d, x="macs_720p_g", y="psnr", hue="variant", palette=palette,
-                        size="params_m" if sizes_known else None, sizes=(60, 600), alpha=0.75,
+                        size="params (M)" if sizes_known else None, sizes=(0, 500), size_norm=size_norm, alpha=0.75,
                         edgecolor="black", linewidth=0.6, ax=ax, legend="brief" if ax is axes[0][-1] else False)
         for r in d.itertuples():
             ax.annotate(r.variant, (r.macs_720p_g, r.psnr), textcoords="offset points", xytext=(7, 5), fontsize=8)
@@ -58,7 +61,7 @@ def psnr_vs_macs(complexity: pd.DataFrame, summary: pd.DataFrame, benchmark: str
     leg = axes[0][-1].get_legend()
     if leg is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False,
-                        title="variant / params (M)" if sizes_known else "variant")
+                        title="")
     return _png(fig), plotted
 
 
