@@ -180,7 +180,8 @@ def _check_data(plan: Plan, cfg: dict, keys: dict) -> None:
     if not missing:
         return
     checksums = cfg["downloads"]["checksums"]
-    plan.archives = _read_checksums(checksums)
+    # without the table (e.g. a working directory elsewhere) nothing can be downloaded
+    plan.archives = _read_checksums(checksums) if Path(checksums).is_file() else {}
     for name, src in missing.items():
         archive = next((a for a, row in plan.archives.items()
                         for p in row["provides"]
@@ -188,7 +189,7 @@ def _check_data(plan: Plan, cfg: dict, keys: dict) -> None:
         row = plan.archives.get(archive)
         head = (f"config key {keys[name]}: data folder {src!r} does not exist "
                 f"(full path {os.path.abspath(src)}; config: {config_sources()}).")
-        if row is None or not row["url"].startswith(("http://", "https://")):
+        if row is None or not row["url"].startswith(("http://", "https://", "ftp://", "file://")):
             note = row["note"] if row else ""
             raise ConfigProblem(
                 f"{head} Put the dataset there (any layout `msnlan prepare` accepts: a folder of HR "
@@ -294,6 +295,19 @@ def eval_options(wildcards) -> str:
         opts += ["--min-pixels", str(ev["min_pixels"])]
     if getattr(wildcards, "ensemble", "") == "+":
         opts.append("--self-ensemble")
+    return " ".join(opts)
+
+
+def complexity_options() -> str:
+    """Runtime measurement options of msnlan complexity."""
+    cx = config["complexity"]
+    if not cx["measure_runtime"]:
+        return "--no-runtime"
+    opts = ["--runs", str(cx["runs"])]
+    if cx["runtime_size"]:
+        opts += ["--runtime-size", cx["runtime_size"]]
+    if cx["runtime_timeout"]:
+        opts += ["--runtime-timeout", str(cx["runtime_timeout"])]
     return " ".join(opts)
 
 

@@ -10,18 +10,17 @@ rule complexity:
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
-        runs=config["complexity"]["runs"],
-        extra=" ".join(shlex.quote(a) for a in config["complexity"]["extra_args"]),
+        options=complexity_options(),
     threads: config["complexity"]["threads"]
     resources:
         gpu=1 if uses_gpu() else 0,
         mem_mb=config["complexity"]["mem_mb"],
-        runtime=config["complexity"]["runtime"],
+        runtime=config["complexity"]["walltime"],
     log:
         f"{P.results}/logs/complexity/{{variant}}_x{{scale}}.log",
     benchmark:
         f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
     shell:
         "{MSNLAN} complexity --variant {params.variant_file:q} --scale {wildcards.scale} "
-        "--out {output.report:q} --device {config[device]} --runs {params.runs} {params.extra} "
+        "--out {output.report:q} --device {config[device]} {params.options} "
         "> {log:q} 2>&1"

@@ -25,7 +25,7 @@ rule evaluate_bicubic:
     threads: 1
     resources:
         mem_mb=config["evaluate"]["mem_mb"],
-        runtime=config["evaluate"]["runtime"],
+        runtime=config["evaluate"]["walltime"],
     log:
         f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
     benchmark:
@@ -51,7 +51,7 @@ rule evaluate:
     resources:
         gpu=1 if uses_gpu() else 0,
         mem_mb=config["evaluate"]["mem_mb"],
-        runtime=config["evaluate"]["runtime"],
+        runtime=config["evaluate"]["walltime"],
     log:
         f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
     benchmark:

@@ -1,5 +1,6 @@
 # Tables and the HTML report. `msnlan collect` gathers every eval/complexity/run file of the
-# results folder into tables/; `msnlan report` renders report/index.html. Both are registered
+# results folder into tables/; `msnlan report` renders report/index.html, reading its options
+# (the `report:` section, row and column order) from the recorded workflow config. Both are registered
 # with Snakemake's report() so that `snakemake --report report.zip` bundles them.
 
 
@@ -8,8 +9,10 @@ rule record_config:
     output:
         config=f"{P.results}/workflow_config.yaml",
     params:
-        # JSON text so the params trigger compares it exactly; any config change rewrites the file
-        config=json.dumps(config, sort_keys=True),
+        # JSON text so the params trigger compares it exactly; any config change rewrites the file.
+        # `variants` lists the selected variants (the report's row order), also when the config
+        # leaves it empty (= every file of ablations_dir)
+        config=json.dumps({**config, "variants": list(P.variants)}, sort_keys=True),
         sources=config_sources(),
     log:
         f"{P.results}/logs/record_config.log",
@@ -63,15 +66,10 @@ rule report:
         ),
     params:
         results=P.results,
-        published=(
-            f"--published {shlex.quote(config['report']['published'])}"
-            if config["report"]["published"]
-            else ""
-        ),
     log:
         f"{P.results}/logs/report.log",
     benchmark:
         f"{P.results}/benchmarks/report.tsv"
     shell:
         "{MSNLAN} report --results {params.results:q} --config {input.config:q} "
-        "--out {output.html:q} {params.published} > {log:q} 2>&1"
+        "--out {output.html:q} > {log:q} 2>&1"

@@ -30,7 +30,7 @@ rule train:
     resources:
         gpu=1,
         mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["runtime"],
+        runtime=config["train"]["walltime"],
     log:
         f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
     benchmark:

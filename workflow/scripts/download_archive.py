@@ -4,7 +4,6 @@ An archive is accepted only if its sum equals the one recorded in the checksums 
 no sum is recorded, if the config sets allow_unverified_downloads (the computed sum is then
 written beside the archive and logged, for the user to record in the table).
 """
-from __future__ import annotations
 
 import hashlib
 import os

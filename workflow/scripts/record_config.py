@@ -1,5 +1,4 @@
 """Snakemake script of rule record_config: write the workflow config in force as YAML."""
-from __future__ import annotations
 
 import json
 

@@ -4,7 +4,6 @@ Members with absolute paths, `..` components or links are refused (an archive mu
 outside the downloads folder). Afterwards every folder the checksums table says the archive
 provides must exist, so a changed upstream layout fails here and not in `msnlan prepare`.
 """
-from __future__ import annotations
 
 import sys
 import tarfile

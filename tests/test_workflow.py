@@ -1,0 +1,341 @@
+"""The Snakemake workflow: a tiny config end to end, its rerun behaviour, its config checks and the
+checked download path.
+
+Snakemake runs in a subprocess in a temporary folder (--directory), on the repository's Snakefile,
+with a temporary ablations folder holding copies of two variant files. The end-to-end run is the
+slow part (tiny networks, a few training iterations, one scale, one small benchmark).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+TINY_VARIANTS = ("msnlan", "no_msnlab")
+
+
+def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None,
+                  timeout: float = 300) -> subprocess.CompletedProcess:
+    """Snakemake on the repository's workflow, in `workdir`, with `configfile` (default workdir/config.yaml)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+           "--configfile", str(configfile or workdir / "config.yaml"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def output_of(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout + proc.stderr
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs ({} when nothing is to be done)."""
+    text = output_of(proc)
+    assert proc.returncode == 0, text
+    counts: dict[str, int] = {}
+    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", text, re.S)
+    if match is None:
+        assert "Nothing to be done" in text, text
+        return counts
+    for line in match.group(1).splitlines():
+        rule, count = line.split()
+        counts[rule] = int(count)
+    return counts
+
+
+def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
+    """Every output path a dry run would write."""
+    paths = []
+    for line in output_of(proc).splitlines():
+        line = line.strip()
+        if line.startswith("output: "):
+            paths += [p.strip() for p in line[len("output: "):].split(",")]
+    return paths
+
+
+def write_config(workdir: Path, **changes) -> Path:
+    """A tiny config: two variants, x2, demo data, one benchmark, a few training iterations."""
+    cfg = {
+        "name": "tiny",
+        "ablations_dir": str(workdir / "ablations"),
+        "scales": [2],
+        "device": "cpu",
+        "train_data": {"name": "DemoTrain", "path": "demo:DemoTrain"},
+        "val_data": {"name": "DemoVal", "path": "demo:DemoVal"},
+        "benchmarks": {"DemoA": "demo:DemoA"},
+        "train": {
+            "preset": "demo",
+            "overrides": {"iterations": 4, "batch_size": 2, "patch_size": 12, "milestones": [3],
+                          "val_interval": 4, "checkpoint_interval": 4, "log_interval": 2,
+                          "val_max_images": 1},
+            "threads": 1,
+        },
+        "evaluate": {"threads": 1},
+        "complexity": {"runs": 1, "runtime_size": "16x16", "threads": 1},
+    }
+    cfg.update(changes)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def make_workdir(root: Path, variants=TINY_VARIANTS) -> Path:
+    (root / "ablations").mkdir(parents=True)
+    for name in variants:
+        shutil.copy(REPO / "ablations" / f"{name}.yaml", root / "ablations" / f"{name}.yaml")
+    write_config(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """The tiny config run to the end once (the slow part of this module)."""
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow"))
+    proc = run_snakemake(workdir, "--cores", "2", timeout=600)
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in (workdir / "results").rglob("*.log"))
+        pytest.fail(f"workflow failed:\n{output_of(proc)[-6000:]}\n{logs}")
+    return workdir
+
+
+@pytest.mark.slow
+def test_end_to_end_rows_and_report(finished_run):
+    results = finished_run / "results" / "tiny"
+    with open(results / "tables" / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    got = {(r["method"], int(r["scale"]), r["benchmark"]) for r in rows}
+    expected = {(m, 2, "DemoA") for m in ("bicubic",) + TINY_VARIANTS}
+    assert expected <= got, f"missing summary rows: {sorted(expected - got)}"
+    for r in rows:
+        assert float(r["psnr"]) > 10, r
+    html = results / "report" / "index.html"
+    assert html.is_file() and html.stat().st_size > 1000
+    for variant in TINY_VARIANTS:
+        weights = results / "runs" / variant / "x2" / "final.pt"
+        assert weights.is_file()
+        assert not weights.stat().st_mode & 0o222, "trained weights must be protected (read-only)"
+        assert (results / "complexity" / variant / "x2.json").is_file()
+        # every rule leaves a benchmark file (wall time, max RSS)
+        assert (results / "benchmarks" / "train" / f"{variant}_x2.tsv").is_file()
+    assert (results / "workflow_config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(finished_run):
+    assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
+
+
+@pytest.mark.slow
+def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
+    path = finished_run / "ablations" / "no_msnlab.yaml"
+    original = path.read_text()
+    try:
+        data = yaml.safe_load(original)
+        data["model"]["reduction"] = 4
+        path.write_text(yaml.safe_dump(data))
+        proc = run_snakemake(finished_run, "-n")
+        jobs = planned_jobs(proc)
+        assert jobs == {"train": 1, "evaluate": 1, "complexity": 1, "collect": 1, "report": 1, "all": 1}, jobs
+        for out in planned_outputs(proc):
+            assert "/no_msnlab/" in out or "/tables/" in out or "/report/" in out, out
+    finally:
+        path.write_text(original)
+    assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
+
+
+@pytest.mark.slow
+def test_description_edit_or_touch_reruns_nothing(finished_run):
+    path = finished_run / "ablations" / "no_msnlab.yaml"
+    original = path.read_text()
+    try:
+        data = yaml.safe_load(original)
+        data["description"] = "same network, new words"
+        path.write_text(yaml.safe_dump(data))
+        assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.slow
+def test_new_ablation_file_adds_its_jobs(finished_run):
+    extra = finished_run / "ablations" / "wide_reduction.yaml"
+    extra.write_text("_base_: msnlan\ndescription: channel-attention reduction 8\nmodel:\n  reduction: 8\n")
+    try:
+        proc = run_snakemake(finished_run, "-n")
+        jobs = planned_jobs(proc)
+        assert jobs.get("train") == 1 and jobs.get("evaluate") == 1 and jobs.get("complexity") == 1, jobs
+        trained = [o for o in planned_outputs(proc) if o.endswith("final.pt")]
+        assert trained == ["results/tiny/runs/wide_reduction/x2/final.pt"]
+    finally:
+        extra.unlink()
+
+
+# ---- checks before any job starts (dry runs only: fast) ----
+
+@pytest.fixture
+def dry_workdir(tmp_path) -> Path:
+    return make_workdir(tmp_path)
+
+
+def test_dry_run_plans_every_job(dry_workdir):
+    jobs = planned_jobs(run_snakemake(dry_workdir, "-n"))
+    assert jobs["train"] == 2 and jobs["complexity"] == 2
+    assert jobs["evaluate"] == 2 and jobs["evaluate_bicubic"] == 1
+    assert jobs["demo_data"] == 1 and jobs["prepare"] == 3
+    assert jobs["collect"] == jobs["report"] == 1
+
+
+def test_self_ensemble_and_init_from_x2_plan(dry_workdir):
+    write_config(dry_workdir, scales=[4], init_from_x2=True,
+                 evaluate={"self_ensemble": ["msnlan"], "tile": "chop", "min_pixels": 2000})
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 4                      # x4 and the x2 it starts from, per variant
+    assert jobs["evaluate"] == 3                   # msnlan, msnlan+, no_msnlab at x4
+    text = output_of(proc)
+    assert "--init-from results/tiny/runs/msnlan/x2/final.pt" in text
+    assert re.search(r"evaluate --method msnlan .*--tile chop --min-pixels 2000 --self-ensemble", text)
+    assert "results/tiny/eval/msnlan+/x4/DemoA.csv" in planned_outputs(proc)
+
+
+@pytest.mark.parametrize("change, needles", [
+    ({"unknown_key": 1}, ["unknown key 'unknown_key'"]),
+    ({"scales": "two"}, ["key 'scales'", "not of type 'array'"]),
+    ({"scales": [5]}, ["key 'scales.0'"]),
+    ({"train": {"preset": "demo", "treads": 2}}, ["unknown key 'train.treads'"]),
+    ({"evaluate": {"tile": "quadrants"}}, ["key 'evaluate.tile'"]),
+])
+def test_bad_config_fails_dry_run_naming_file_and_key(dry_workdir, change, needles):
+    cfg = write_config(dry_workdir, **change)
+    text = output_of(proc := run_snakemake(dry_workdir, "-n"))
+    assert proc.returncode != 0
+    assert str(cfg) in text, text
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_bad_ablation_file_fails_dry_run_naming_file_and_key(dry_workdir):
+    bad = dry_workdir / "ablations" / "typo.yaml"
+    bad.write_text("_base_: msnlan\nmodel:\n  dense_skip: false\n")
+    text = output_of(proc := run_snakemake(dry_workdir, "-n"))
+    assert proc.returncode != 0
+    assert str(bad) in text and "model.dense_skip" in text, text
+
+
+def test_unknown_selected_variant_and_missing_data_are_named(dry_workdir):
+    write_config(dry_workdir, variants=["msnlan", "nope"])
+    text = output_of(run_snakemake(dry_workdir, "-n"))
+    assert "config key 'variants'" in text and "'nope'" in text, text
+    missing = dry_workdir / "no" / "such" / "Set5"
+    write_config(dry_workdir, benchmarks={"Set5": str(missing)})
+    text = output_of(proc := run_snakemake(dry_workdir, "-n"))
+    assert proc.returncode != 0
+    assert "config key 'benchmarks.Set5'" in text and str(missing) in text, text
+
+
+def test_paper_config_without_data_explains_how_to_get_it(tmp_path):
+    # the paper config's data folders are relative to the working directory: none exist here
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "ablations").symlink_to(REPO / "ablations")
+    text = output_of(proc := run_snakemake(tmp_path, "-n", configfile=tmp_path / "config" / "paper.yaml"))
+    assert proc.returncode != 0
+    assert "data/DIV2K_train_HR" in text and "does not exist" in text, text
+    assert "allow_unverified_downloads=True" in text and "records no sha256" in text, text
+
+
+def test_paper_plan_with_data_in_place(tmp_path, shared_data):
+    """The full paper plan, with the shared benchmarks and a stand-in DIV2K folder."""
+    standin = tmp_path / "DIV2K_train_HR"
+    standin.mkdir()
+    for png in sorted((shared_data / "train" / "T91").glob("*.png"))[:3]:
+        shutil.copy(png, standin / png.name)
+    b = shared_data / "benchmarks"
+    overrides = [f"train_data={{name: DIV2K_train, path: {standin}}}",
+                 f"val_data={{name: Set5, path: {b / 'Set5'}}}",
+                 "benchmarks={" + ", ".join(f"{s}: {b / s}" for s in
+                                            ("Set5", "Set14", "B100", "Urban100", "Manga109")) + "}"]
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "ablations").symlink_to(REPO / "ablations")
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--config", *overrides,
+                                      configfile=REPO / "config" / "paper.yaml"))
+    n_variants = len(list((REPO / "ablations").glob("*.yaml")))
+    assert jobs["train"] == 3 * n_variants
+    assert jobs["evaluate"] == (n_variants + 1) * 3 * 5      # + the msnlan+ rows
+    assert jobs["evaluate_bicubic"] == 3 * 5
+    assert jobs["complexity"] == 3 * n_variants
+    assert jobs["prepare"] == 6                               # DIV2K_train + five benchmarks
+
+
+@pytest.mark.parametrize("profile", ["gpu-workstation", "slurm"])
+def test_profiles_dry_run(dry_workdir, profile):
+    proc = run_snakemake(dry_workdir, "-n", "--profile", str(REPO / "workflow" / "profiles" / profile))
+    assert planned_jobs(proc)["train"] == 2
+    if profile == "slurm":
+        assert "gpu=1" in output_of(proc) and "cpus_per_gpu=8" in output_of(proc)
+
+
+# ---- the download path, on a local archive served through a file:// URL ----
+
+def _tiny_archive(root: Path) -> Path:
+    from PIL import Image
+
+    src = root / "pack" / "Tiny" / "HR"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(src / f"img{i}.png")
+    archive = root / "pack.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(root / "pack", arcname="pack")
+    shutil.rmtree(root / "pack")
+    return archive
+
+
+def _download_config(workdir: Path, archive: Path, sha: str, allow: bool) -> None:
+    (workdir / "checksums.tsv").write_text(
+        "archive\turl\tsha256\tprovides\tnote\n"
+        f"pack.tar\t{archive.as_uri()}\t{sha}\tpack/Tiny\ta test archive\n")
+    write_config(workdir, benchmarks={"Tiny": "data/pack/Tiny"}, allow_unverified_downloads=allow,
+                 downloads={"dir": "data", "checksums": str(workdir / "checksums.tsv")})
+
+
+def test_download_refuses_unverified_and_corrupt_archives(dry_workdir, tmp_path_factory):
+    archive = _tiny_archive(tmp_path_factory.mktemp("server"))
+    target = ["data/.unpacked/pack.tar.done"]
+    # no recorded sum: refused before any job starts
+    _download_config(dry_workdir, archive, "unknown", allow=False)
+    text = output_of(proc := run_snakemake(dry_workdir, "-n"))
+    assert proc.returncode != 0 and "records no sha256 for pack.tar" in text, text
+    # a recorded sum that does not match: the download job fails and deletes the file
+    _download_config(dry_workdir, archive, "0" * 64, allow=False)
+    proc = run_snakemake(dry_workdir, "--cores", "1", *target)
+    assert proc.returncode != 0
+    assert "differs from the recorded" in output_of(proc) + (dry_workdir / "data/logs/download_pack.tar.log").read_text()
+    assert not (dry_workdir / "data" / "archives" / "pack.tar").exists()
+    # the right sum: downloaded, unpacked, and the benchmark folder is there
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    _download_config(dry_workdir, archive, sha, allow=False)
+    proc = run_snakemake(dry_workdir, "--cores", "1", *target)
+    assert proc.returncode == 0, output_of(proc)
+    assert sorted(p.name for p in (dry_workdir / "data/pack/Tiny/HR").iterdir()) == ["img0.png", "img1.png"]
+    assert (dry_workdir / "data/archives/pack.tar.sha256").read_text().split()[0] == sha
+
+
+def test_download_unverified_allowed_records_the_sum(dry_workdir, tmp_path_factory):
+    archive = _tiny_archive(tmp_path_factory.mktemp("server"))
+    _download_config(dry_workdir, archive, "unknown", allow=True)
+    proc = run_snakemake(dry_workdir, "--cores", "1", "data/.unpacked/pack.tar.done")
+    assert proc.returncode == 0, output_of(proc)
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (dry_workdir / "data/archives/pack.tar.sha256").read_text().split()[0] == sha
+    assert sha in (dry_workdir / "data/logs/download_pack.tar.log").read_text()
