@@ -301,3 +301,21 @@ def test_cli_reports_bad_set_key(data, tmp_path, capsys):
     code = main(["train", "--variant", "msnlan", "--scale", "2", "--train-data", str(data[0]), "--val-data",
                  str(data[1]), "--out", str(tmp_path / "r"), "--preset", "demo", "--set", "bogus=1"])
     assert code == 2 and "bogus" in capsys.readouterr().err
+
+
+def test_bf16_autocast_and_channels_last_run(data, tmp_path):
+    out = tmp_path / "run"
+    summary = run(data, out, overrides={"iterations": 2, "amp": "bf16", "channels_last": True})
+    assert summary["status"] == "trained" and math.isfinite(summary["final_val_psnr"])
+    assert all(torch.isfinite(v).all() for v in weights(out / "final.pt").values() if v.is_floating_point())
+
+
+def test_a_run_directory_in_use_is_refused(data, tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # what another training process holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(Exception, match="being trained by another process"):
+            run(data, out, overrides={"iterations": 1})
