@@ -100,8 +100,12 @@ def complexity_frame(items: Sequence[tuple[str, int, Path, dict]]) -> pd.DataFra
     return pd.DataFrame(rows, columns=list(complexity_record("", 0, {}).keys()))
 
 
-def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_order: Sequence[str] = ()) -> Table:
+def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_order: Sequence[str] = (),
+                           self_ensembled: Iterable[tuple[str, int]] = ()) -> Table:
+    """One row per variant and scale; a '+' row (x8 self-ensemble cost) after each variant that
+    was evaluated with self-ensemble at that scale (`self_ensembled`: (variant, scale) pairs)."""
     notes = Footnotes()
+    plus = set(self_ensembled)
     has_direct = frame.macs_720p_direct_g.notna().any() if len(frame) else False
     columns = [Column("params", "Params (M)"), Column("macs", "MACs 720p (G)" + (", as executed" if has_direct else ""))]
     if has_direct:
@@ -132,6 +136,8 @@ def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_o
                                                         "counter: listed on hover and in complexity.csv"))
                 cells["macs"].title += f"; uncounted: {r.uncounted_ops}"
             rows.append(Row(v, v, cells))
+            if (v, s) in plus:
+                rows.append(_plus_row(v, r, notes))
         if rows:
             sections.append(Section(scale_label(s), [RowGroup("", rows)]))
     table = Table("complexity", "Complexity", "Variant", columns, sections)
@@ -140,14 +146,36 @@ def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_o
     table.caption = "Parameters, multiply-accumulates and runtime per variant and scale."
     table.footnotes = [
         ("", "MACs: one multiply-add = 1 (fvcore's convention; FLOPs ≈ 2 × MACs), at the LR input whose "
-             f"SR output is about 1280×720 ({'; '.join(sizes) or 'size not recorded'}) and at a 48×48 LR input. "
+             f"SR output is about 1280×720 (LR {'; '.join(sizes) or 'size not recorded'}, H×W) and at a 48×48 LR input. "
              + ("'As executed' counts our memory-bounded attention; 'direct form' counts the textbook "
                 "unfold + matmul attention papers usually report. " if has_direct else "")
              + f"Counted with {'; '.join(tools) or 'tool not recorded'}."),
-        ("", "Runtime: median of one forward pass at the stated LR input on the stated device; peak memory as "
-             "recorded by msnlan complexity. A '+' (x8 self-ensemble) row costs 8× these MACs and runtimes."),
+        ("", "Runtime: median of one forward pass at the stated LR input (H×W) on the stated device; peak "
+             "memory as recorded by msnlan complexity. A '+' (x8 self-ensemble) row costs 8× these MACs and runtimes."),
         ("", "Published methods are not listed: no cited parameter/MAC data file is available, and MACs from "
              "different papers use different input sizes and counting rules."),
     ] + notes.items()
     return table
 
+
+
+def _plus_row(variant: str, r, notes: Footnotes) -> Row:
+    """The x8 self-ensemble cost of a variant: 8 forward passes of the same network."""
+    factor = r.self_ensemble_factor if isinstance(r.self_ensemble_factor, (int, float)) and \
+        not isinstance(r.self_ensemble_factor, bool) else 8
+
+    def times(v):
+        return None if v is None or v != v else v * factor
+
+    cells = {
+        "params": Cell.number(r.params_m, 3),
+        "macs": Cell.number(times(r.macs_720p_g), 1),
+        "macs_direct": Cell.number(times(r.macs_720p_direct_g), 1),
+        "macs48": Cell.number(times(r.macs_48_g), 2),
+        "runtime": Cell(title="not measured: about the factor times the single model"),
+        "memory": Cell(),
+        "where": Cell(f"{factor:g} forward passes"),
+    }
+    mark = notes.marker(f"+ : x{factor:g} self-ensemble: the same parameters, {factor:g}x the MACs of one forward "
+                        "pass (flips/transposes of the input, outputs averaged)")
+    return Row(f"{variant}+", f"{variant}+", cells, label_notes=[mark])

@@ -56,6 +56,7 @@ def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
         "patch_size": r.patch_size if r.patch_size is not None else "–",
         "batch_size": r.batch_size if r.batch_size is not None else "–",
         "finished": "yes" if r.has_final else "no (no final.pt)",
+        "device": r.device or "–",
         "path": str(r.path),
     } for r in sorted(runs, key=lambda r: (r.scale, r.variant))]
 

@@ -150,7 +150,8 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         warnings.append(f"the ablation reference {settings.reference!r} was not evaluated: no differences shown")
     comp_items = find_complexity(results_dir)
     comp_df = complexity_frame(comp_items)
-    complexity = build_complexity_table(comp_df, scales, variants) if len(comp_df) else None
+    plus = {(r.variant, int(r.scale)) for r in summary.itertuples() if r.self_ensemble}
+    complexity = build_complexity_table(comp_df, scales, variants, plus) if len(comp_df) else None
 
     figures: dict[str, bytes] = {}
     scatter_data = pd.DataFrame()

@@ -204,6 +204,12 @@ class RunInfo:
     config: dict = field(default_factory=dict)
     log: pd.DataFrame | None = None
     has_final: bool = False
+    environment: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> str | None:
+        value = self.environment.get("device")
+        return None if value is None else str(value)
 
     @property
     def preset(self) -> str | None:
@@ -254,8 +260,10 @@ def find_runs(results_dir: Path) -> list[RunInfo]:
             continue
         for scale, sdir in scale_dirs(vdir):
             cfg_path, log_path = sdir / "config.yaml", sdir / "log.csv"
+            env_path = sdir / "environment.json"
             run = RunInfo(vdir.name, scale, sdir, read_yaml(cfg_path) if cfg_path.is_file() else {},
-                          read_log(log_path) if log_path.is_file() else None, (sdir / "final.pt").is_file())
+                          read_log(log_path) if log_path.is_file() else None, (sdir / "final.pt").is_file(),
+                          read_json(env_path) if env_path.is_file() else {})
             out.append(run)
     return out
 
