@@ -45,7 +45,7 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
 
 def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4),
-                      variants=("msnlan", "no_msnlab"), n_images=3, size=(72, 96), self_ensemble=(),
+                      variants=("msnlan", "no_msnlab"), n_images: int | dict = 3, size=(72, 96), self_ensemble=(),
                       preset="demo", with_runs=True, with_complexity=True, seed=0) -> Path:
     """Write results/<name>/ under `root` and the source datasets under root/src; returns the results folder."""
     from msnlan.data.imresize import imresize
@@ -56,7 +56,8 @@ def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4
     for b_i, bench in enumerate(benchmarks):
         src = root / "src" / bench / "HR"
         hrs = {}
-        for i in range(n_images):
+        count = n_images[bench] if isinstance(n_images, dict) else n_images
+        for i in range(count):
             name = f"{bench.lower()}_{i:02d}"
             hrs[name] = _texture(rng, size[0] + 4 * i, size[1], gray=(b_i == 1 and i == 0))
             _write_png(src / f"{name}.png", hrs[name])

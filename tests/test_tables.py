@@ -134,7 +134,8 @@ def test_main_table_published_rows_separate_and_ranked_with_measured():
     assert _find(t, "RCAN", "Set5/ssim").mark == "second"
     texts = [text for _, text in t.footnotes]
     assert "RCAN paper" in texts and "EDSR p" in texts
-    assert _find(t, "RCAN", "source").text.startswith("published ")
+    assert _find(t, "RCAN", "source").text == "published"
+    assert _find(t, "RCAN", "source").notes == [dict((txt, m) for m, txt in t.footnotes)["RCAN paper"]]
 
 
 def test_main_table_compete_selection():

@@ -50,7 +50,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
     level_pct = f"{settings.level:.0%}"
     for b in benchmarks:
         columns.append(Column(f"{b}/psnr", "PSNR", group=b))
-        columns.append(Column(f"{b}/delta", f"Δ vs {ref} [{level_pct} CI]", group=b))
+        columns.append(Column(f"{b}/delta", f"Δ [{level_pct} CI]", group=b))
     sections, tidy = [], []
     for s in scales:
         at_scale = single[single.scale == s]
@@ -117,9 +117,9 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
 def _delta_cell(res) -> Cell:
     mean = format_number(res.mean, DELTA_DECIMALS, signed=True)
     if res.low is None:
-        return Cell(f"{mean} [–]", res.mean, title=f"n={res.n}: too few images for a CI")
+        return Cell(mean, res.mean, detail="[–]", title=f"n={res.n}: too few images for a CI")
     low, high = (format_number(x, DELTA_DECIMALS, signed=True) for x in (res.low, res.high))
-    cell = Cell(f"{mean} [{low}, {high}]", res.mean, title=f"n={res.n} images")
+    cell = Cell(mean, res.mean, detail=f"[{low}, {high}]", title=f"n={res.n} images")
     if res.excludes_zero:
         cell.text += "*"
         cell.css = "sig"

@@ -132,7 +132,7 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
         for method in dict.fromkeys(pub[pub.scale == s].method):
             p = pub[(pub.scale == s) & (pub.method == method)]
             letters = [sources.marker(src) for src in dict.fromkeys(p.source)]
-            row = Row(method, method, {"source": Cell("published " + ",".join(letters))}, kind="published",
+            row = Row(method, method, {"source": Cell("published", notes=[",".join(letters)])}, kind="published",
                       competes=_competes(method, "published", compete_sel))
             for b in benchmarks:
                 rec = p[p.benchmark == b]

@@ -65,6 +65,19 @@ def psnr_vs_macs(complexity: pd.DataFrame, summary: pd.DataFrame, benchmark: str
     return _png(fig), plotted
 
 
+def _thin(log: pd.DataFrame, points: int = 400) -> pd.DataFrame:
+    """Long logs averaged over consecutive bins of rows, so each variant is drawn with ~`points` points."""
+    out = []
+    for _, g in log.groupby("variant", sort=False):
+        g = g.sort_values("iteration")
+        step = max(1, len(g) // points)
+        if step > 1:
+            bins = pd.Series(range(len(g)), index=g.index) // step
+            g = g.groupby(bins.to_numpy()).agg({"iteration": "last", "loss": "mean", "variant": "first"})
+        out.append(g)
+    return pd.concat(out, ignore_index=True) if out else log
+
+
 def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | None:
     """Validation PSNR and training loss vs iteration, one line per variant, one row of panels per scale."""
     frames = []
@@ -86,14 +99,18 @@ def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | N
         val = d[d.val_psnr.notna()] if "val_psnr" in d else d.iloc[0:0]
         if len(val):
             sns.lineplot(data=val, x="iteration", y="val_psnr", hue="variant", palette=palette, marker="o",
-                         ax=ax_val, legend=False)
+                         ax=ax_val, legend=False, estimator=None, errorbar=None)
         else:
             ax_val.text(0.5, 0.5, "no validation logged", ha="center", va="center", transform=ax_val.transAxes)
-        sns.lineplot(data=d[d.loss.notna()], x="iteration", y="loss", hue="variant", palette=palette,
-                     ax=ax_loss, linewidth=1)
+        loss = _thin(d[d.loss.notna()])
+        # one value per (variant, iteration): no aggregation or bootstrap band (slow on long logs)
+        sns.lineplot(data=loss, x="iteration", y="loss", hue="variant", palette=palette,
+                     ax=ax_loss, linewidth=1, estimator=None, errorbar=None)
+        if len(loss) and loss.loss.min() > 0 and loss.loss.max() / loss.loss.min() > 20:
+            ax_loss.set_yscale("log")
         ax_val.set_title(f"validation PSNR ×{s}")
         ax_val.set_ylabel("PSNR (dB)")
-        ax_loss.set_title(f"training loss (L1) ×{s}")
+        ax_loss.set_title(f"training loss (L1) ×{s}" + (" (binned means)" if len(loss) < d.loss.notna().sum() else ""))
         ax_loss.set_ylabel("loss")
         if ax_loss.get_legend() is not None:
             sns.move_legend(ax_loss, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="variant")

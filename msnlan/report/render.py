@@ -62,10 +62,10 @@ def table_frame(table: Table) -> pd.DataFrame:
                     if cell is None:
                         continue
                     rows.append({"section": section.label, "group": group.label, "row": row.label,
-                                 "column_group": col.group, "column": col.label, "text": cell.text,
+                                 "column_group": col.group, "column": col.label, "text": cell.text, "detail": cell.detail,
                                  "value": cell.value, "mark": cell.mark or "", "notes": "".join(cell.notes),
                                  "competes": row.competes})
-    return pd.DataFrame(rows, columns=["section", "group", "row", "column_group", "column", "text", "value",
+    return pd.DataFrame(rows, columns=["section", "group", "row", "column_group", "column", "text", "detail", "value",
                                        "mark", "notes", "competes"])
 
 

@@ -47,6 +47,7 @@ class Cell:
     rankable: bool = True           # False: shown but never marked (e.g. not comparable)
     css: str = ""                   # extra HTML class, e.g. "sig" for a CI excluding 0
     title: str = ""                 # HTML tooltip
+    detail: str = ""                # secondary text: HTML puts it on a second line, LaTeX/Markdown after a space
 
     @classmethod
     def number(cls, value: float | None, decimals: int, **kwargs) -> "Cell":
@@ -200,7 +201,8 @@ def _latex_cell(cell: Cell) -> str:
         body = r"\textbf{" + body + "}"
     elif cell.mark == "second":
         body = r"\underline{" + body + "}"
-    return body + _latex_notes(cell.notes)
+    detail = (" " + latex_escape(cell.detail)) if cell.detail else ""
+    return body + _latex_notes(cell.notes) + detail
 
 
 def to_latex(table: Table) -> str:
@@ -265,7 +267,8 @@ def _md_cell(cell: Cell) -> str:
         body = f"**{body}**"
     elif cell.mark == "second":
         body = f"<ins>{body}</ins>"  # Markdown has no underline; GitHub renders <ins> underlined
-    return body + _md_notes(cell.notes)
+    detail = (" " + _md_escape(cell.detail)) if cell.detail else ""
+    return body + _md_notes(cell.notes) + detail
 
 
 def to_markdown(table: Table) -> str:
