@@ -173,7 +173,7 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
                                           visual_scales, methods, settings.crop_boxes, settings.crop_size)
         warnings += vis_warn
 
-    tables = [t for t in (main, ablation, complexity) if t is not None]
+    tables = [t for t in (main, ablation, complexity) if t is not None and t.sections]
     out_dir = out.parent
     written: list[Path] = []
     for t in tables:
@@ -204,8 +204,8 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         "warnings": warnings,
         "benchmarks": benchmarks, "scales": scales, "variants": variants,
         "standard_counts": STANDARD_COUNTS,
-        "n_images": {(int(r.scale), r.benchmark): int(r.n_images) for r in summary.itertuples()
-                     if r.method == "bicubic"},
+        "n_images": {(int(s), b): sorted({int(n) for n in g.n_images})
+                     for (s, b), g in summary.groupby(["scale", "benchmark"], sort=True)},
         "main": main, "ablation": ablation, "complexity": complexity,
         "published_path": pub.attrs.get("path", str(pub_path)),
         "published_benchmarks": [b for b in benchmarks if b in STANDARD_COUNTS],
