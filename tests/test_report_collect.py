@@ -96,3 +96,24 @@ def test_temporary_files_of_atomic_writes_are_ignored(tmp_path):
     res = fabricate_results(tmp_path, scales=(2,), variants=("msnlan",), benchmarks=("DemoA",), n_images=2)
     (res / "eval" / "msnlan" / "x2" / ".DemoB.csv.123.tmp").write_text("garbage")
     assert set(collect(res).summary.benchmark) == {"DemoA"}
+
+
+def test_training_budget_read_from_the_training_engines_run_config(tmp_path):
+    """Contract check with msnlan.training: the run folder's config.yaml as the engine writes it."""
+    from msnlan.report.results import find_runs, resolved_variant_for
+    from msnlan.training.presets import load_preset
+    from msnlan.training.run_dir import build_config, prepare_run_dir
+    from msnlan.variants import resolve_variant
+
+    res = fabricate_results(tmp_path, scales=(2,), variants=("msnlan",), benchmarks=("DemoA",), n_images=2,
+                            with_runs=False)
+    preset = load_preset("demo", ["iterations=120", "batch_size=4"])
+    run_dir = res / "runs" / "msnlan" / "x2"
+    prepare_run_dir(run_dir, build_config(resolve_variant("no_msnlab"), 2, preset, tmp_path, tmp_path, None),
+                    say=lambda *_: None)
+    run = find_runs(res)[0]
+    assert (run.preset, run.iterations, run.batch_size, run.patch_size) == ("demo", 120, 4, preset["settings"]["patch_size"])
+    resolved, source = resolved_variant_for("msnlan", run)
+    assert resolved["model"]["msnlab"] is False and source.endswith("config.yaml")  # the run's record wins
+    row = collect(res).summary.set_index("method").loc["msnlan"]
+    assert (row.training_preset, row.training_iterations) == ("demo", 120)
