@@ -1,0 +1,248 @@
+"""Complexity accounting: handles, the MSNLAB formula, breakdowns, parameters, JSON and CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from msnlan.complexity import count_params, count_size, lr_size_720p, msnlab_macs
+from msnlan.complexity.counting import TOP_LEVEL_REST, fvcore_count
+from msnlan.complexity.msnlab_hooks import direct_form, find_msnlabs, flop_counter_macs
+
+TINY = {"_base_": "msnlan", "model": {"n_feats": 8, "n_resgroups": 2, "n_resblocks": 1, "reduction": 4}}
+
+
+def tiny_model(scale: int = 2, **overrides) -> nn.Module:
+    from msnlan.models.network import build_model
+
+    return build_model(TINY, scale, **overrides).eval()
+
+
+def flop_counter_total(module: nn.Module, *inputs) -> int:
+    """MACs per torch's own counter (it reports 2 flops per multiply-add)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module(*inputs)
+    return counter.get_total_flops() // 2
+
+
+# --- handles ----------------------------------------------------------------------------------
+
+class Products(nn.Module):
+    """Attention-style products written every way an implementation might."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__()
+        self.which = which
+
+    def forward(self, q, k, v):
+        if self.which == "bmm":
+            return torch.bmm(torch.bmm(q, k.transpose(1, 2)).softmax(-1), v)
+        if self.which == "matmul_broadcast":  # (n,e) @ (b,e,s): fvcore's own handle drops b
+            return torch.matmul(q[0], k.transpose(1, 2))
+        if self.which == "baddbmm":
+            return torch.baddbmm(torch.zeros(q.shape[0], q.shape[1], k.shape[1]), q, k.transpose(1, 2))
+        if self.which == "einsum":
+            return torch.einsum("bne,bse->bns", q, k)
+        if self.which == "sdpa":
+            return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])
+        raise AssertionError(self.which)
+
+
+@pytest.mark.parametrize("which, expected", [
+    ("bmm", 2 * 7 * 5 * 6 * 3 + 2 * 7 * 6 * 4),          # scores b*n*e*s + aggregation b*n*s*ev
+    ("matmul_broadcast", 2 * 7 * 3 * 6),
+    ("baddbmm", 2 * 7 * 3 * 6),
+    ("einsum", 2 * 7 * 3 * 6),
+    ("sdpa", 2 * 7 * 6 * 3 + 2 * 7 * 6 * 4),
+])
+def test_attention_products_counted(which, expected):
+    q, k, v = torch.rand(2, 7, 3), torch.rand(2, 6, 3), torch.rand(2, 6, 4)
+    if which == "bmm":  # use a 5-wide query so the two products differ in shape
+        q, k = torch.rand(2, 7, 5), torch.rand(2, 6, 5)
+        expected = 2 * 7 * 5 * 6 + 2 * 7 * 6 * 4
+    result = fvcore_count(Products(which), (q, k, v))
+    assert result.total == expected
+    assert result.total == flop_counter_total(Products(which), q, k, v)
+    assert not result.unsupported  # nothing left that fvcore could not even name
+
+
+def test_bmm_counted_as_fvcore_counts_it_and_with_out():
+    """aten::bmm: fvcore's own handle counts a plain bmm; ours agrees and also takes out=."""
+    from fvcore.nn import FlopCountAnalysis
+
+    class OutBmm(nn.Module):
+        def forward(self, a, b):
+            c = torch.empty(a.shape[0], a.shape[1], b.shape[2])
+            torch.bmm(a, b, out=c)  # traced as aten::bmm with three inputs
+            return c
+
+    a, b = torch.rand(3, 4, 5), torch.rand(3, 5, 6)
+    plain = FlopCountAnalysis(torch.bmm.__class__ and Products("bmm"), (a, b.transpose(1, 2), b.transpose(1, 2)))
+    assert plain.by_operator()["bmm"] == 3 * 4 * 5 * 6 + 3 * 4 * 6 * 5  # fvcore alone, defaults
+    assert fvcore_count(Products("bmm"), (a, b.transpose(1, 2), b.transpose(1, 2))).total == plain.total()
+    with pytest.raises(AssertionError):  # why the handle is replaced
+        FlopCountAnalysis(OutBmm(), (a, b)).total()
+    assert fvcore_count(OutBmm(), (a, b)).total == 3 * 4 * 5 * 6
+
+
+def test_uncounted_ops_listed_with_estimates():
+    class Act(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3, padding=1)
+
+        def forward(self, x):
+            return F.gelu(self.conv(x)).softmax(1)
+
+    result = fvcore_count(Act(), torch.rand(1, 2, 5, 4))
+    assert result.total == 2 * 3 * 9 * 5 * 4
+    assert result.uncounted == {"aten::gelu": 1, "aten::softmax": 1}
+    assert result.elements == {"aten::gelu": 60, "aten::softmax": 60}
+
+
+# --- the MSNLAB formula -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch_sizes", [[3, 5, 7], [3]])
+def test_formula_matches_traced_msnlab(patch_sizes):
+    model = tiny_model(patch_sizes=patch_sizes)
+    [(name, block)] = find_msnlabs(model)
+    h, w, c = 9, 7, TINY["model"]["n_feats"]
+    x = torch.rand(1, c, h, w)
+    for form in ("fast", "direct"):
+        expected = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, pool_counted=False)
+        with direct_form(block) as switched:
+            if form == "fast":
+                pass
+            elif not switched:
+                pytest.fail("the MSNLAB offers no direct-form switch")
+            traced = fvcore_count(block, x)
+            torch_count = flop_counter_total(block, x)
+            meta_count = flop_counter_macs(block, x.shape)["total"]
+        if form == "fast":  # leave the switch as it was for the fast count
+            traced = fvcore_count(block, x)
+            torch_count = flop_counter_total(block, x)
+            meta_count = flop_counter_macs(block, x.shape)["total"]
+        assert traced.total == expected.total, form
+        assert torch_count == expected.total, form
+        assert meta_count == expected.total, form
+
+
+def test_direct_form_is_k2_times_the_fast_attention():
+    fast = msnlab_macs(20, 30, 64, [3, 5, 7], form="fast")
+    direct = msnlab_macs(20, 30, 64, [3, 5, 7], form="direct")
+    assert fast.convs == direct.convs
+    for k in (3, 5, 7):  # one tile at this size: no halo recomputation
+        assert fast.halo_factors[f"k{k}"] == 1
+        for product in ("scores", "aggregation"):
+            assert direct.attention_parts[f"k{k}"][product] == k * k * fast.attention_parts[f"k{k}"][product]
+    # the spec's scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
+    # tiled with the default budget, halos are recomputed (the as-executed figure is larger)
+    h, w = lr_size_720p(2)
+    untiled = msnlab_macs(h, w, 64, [3, 5, 7], chunk_elements=2 ** 62)
+    assert 14e12 < untiled.attention < 16e12
+    assert msnlab_macs(h, w, 64, [3, 5, 7]).attention > untiled.attention
+
+
+# --- whole-model counts -----------------------------------------------------------------------
+
+def test_breakdown_sums_to_total_and_analytic_path_agrees():
+    model = tiny_model()
+    cfg = {**{"n_feats": 8, "patch_sizes": [3, 5, 7], "reduction": 4}}
+    traced = count_size(model, cfg, (10, 12))
+    analytic = count_size(model, cfg, (10, 12), trace_limit=0)  # MSNLAB from the formula
+    assert traced["traced_attention"] and not analytic["traced_attention"]
+    for entry in (traced, analytic):
+        assert sum(entry["by_module"].values()) == entry["total"]
+        assert TOP_LEVEL_REST not in entry["by_module"]  # every MAC happens inside a named part
+        assert sum(entry["direct_form"]["by_module"].values()) == entry["direct_form"]["total"]
+        assert entry["total_plus"] == 8 * entry["total"]
+        assert entry["direct_form"]["total"] > entry["total"]
+    assert analytic["total"] == traced["total"]
+    assert analytic["by_module"] == traced["by_module"]
+    assert analytic["direct_form"]["total"] == traced["direct_form"]["total"]
+    row = traced["msnlab"][next(iter(traced["msnlab"]))]
+    assert row["formula_check"] == "match"
+    assert row["direct_form_method"].startswith("fvcore trace")
+
+
+def test_total_matches_torch_flop_counter():
+    """The whole network: fvcore + our handles agree with FlopCounterMode (no pooling in MSNLAN)."""
+    model = tiny_model()
+    x = torch.rand(1, 3, 11, 9) * 255
+    assert fvcore_count(model, x).total == flop_counter_total(model, x)
+
+
+def test_lr_sizes_for_720p_output():
+    assert lr_size_720p(2) == (360, 640)
+    assert lr_size_720p(3) == (240, 426)  # floored: SR output 1278x720
+    assert lr_size_720p(4) == (180, 320)
+
+
+def test_paper_model_parameters():
+    from msnlan.models.network import build_model
+
+    params = count_params(build_model("msnlan", 2))
+    assert params["trainable"] == 9_581_043
+    assert params["fixed"] == 24
+    assert params["total"] == params["trainable"] + params["fixed"] == 9_581_067
+    assert params["msnlab"] == 148_688
+
+
+# --- CLI and JSON -----------------------------------------------------------------------------
+
+def write_tiny_variant(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text("_base_: msnlan\ndescription: tiny test width\nmodel:\n  n_feats: 4\n  n_resgroups: 2\n"
+                    "  n_resblocks: 1\n  reduction: 2\n")
+    return path
+
+
+def test_cli_writes_complexity_json(tmp_path, capsys):
+    from msnlan.cli import main
+
+    out = tmp_path / "complexity" / "tiny" / "x2.json"
+    rc = main(["complexity", "--variant", str(write_tiny_variant(tmp_path)), "--scale", "2", "--out", str(out),
+               "--device", "cpu", "--runs", "2", "--runtime-size", "16x12"])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert [p.name for p in out.parent.iterdir()] == ["x2.json"]  # no temp file left behind
+    assert data["variant"] == "tiny" and data["scale"] == 2
+    assert set(data["params"]) >= {"total", "trainable", "fixed"}
+    m720 = data["macs"]["720p"]
+    assert m720["lr_size"] == [360, 640] and m720["hr_size"] == [720, 1280]
+    assert set(m720) >= {"total", "by_module", "uncounted", "as_executed", "direct_form"}
+    assert sum(m720["by_module"].values()) == m720["total"]
+    assert not m720["traced_attention"]  # 230,400 queries: the attention is computed, not run
+    for check in ("flop_counter_check_fast", "flop_counter_check_direct"):
+        assert next(iter(m720["msnlab"].values()))[check]["status"] == "match"
+    assert data["macs"]["48x48"]["lr_size"] == [48, 48]
+    assert data["self_ensemble_factor"] == 8
+    rt = data["runtime"]
+    assert rt["runs"] == 2 and len(rt["times_ms"]) == 2 and rt["lr_size"] == [16, 12]
+    assert rt["median_ms"] > 0 and rt["peak_memory_mb"] > 0 and rt["device"].startswith("CPU")
+    assert data["tool"]["fvcore"] and data["tool"]["torch"] == torch.__version__
+
+
+def test_cli_no_runtime_and_bad_input(tmp_path, capsys):
+    from msnlan.cli import main
+
+    variant = str(write_tiny_variant(tmp_path))
+    out = tmp_path / "x4.json"
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--no-runtime"]) == 0
+    data = json.loads(out.read_text())
+    assert data["runtime"]["skipped"] and data["macs"]["720p"]["lr_size"] == [180, 320]
+    before = out.read_text()
+    capsys.readouterr()
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out),
+                 "--runtime-size", "64by64"]) == 2
+    assert "64by64" in capsys.readouterr().err
+    assert main(["complexity", "--variant", str(tmp_path / "missing.yaml"), "--scale", "2",
+                 "--out", str(out), "--no-runtime"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert out.read_text() == before  # a failed run leaves the previous file untouched
