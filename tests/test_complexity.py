@@ -1,6 +1,7 @@
 """Complexity accounting: handles, the MSNLAB formula, breakdowns, parameters, JSON and CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msnlan.complexity import count_params, count_size, lr_size_720p, msnlab_macs
 from msnlan.complexity.counting import TOP_LEVEL_REST, fvcore_count
+from msnlan.complexity.formula import UNTILED
 from msnlan.complexity.msnlab_hooks import direct_form, find_msnlabs, flop_counter_macs
 
 TINY = {"_base_": "msnlan", "model": {"n_feats": 8, "n_resgroups": 2, "n_resblocks": 1, "reduction": 4}}
@@ -108,43 +110,48 @@ def test_uncounted_ops_listed_with_estimates():
 
 # --- the MSNLAB formula -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("patch_sizes", [[3, 5, 7], [3]])
-def test_formula_matches_traced_msnlab(patch_sizes):
+#: per-branch chunk budgets that split a 12 x 10 map into 6 query tiles each (halos recomputed)
+SMALL_BUDGETS = {3: 5000, 5: 11000, 7: 18000}
+
+
+@pytest.mark.parametrize("patch_sizes, budget", [([3, 5, 7], None), ([3], None), ([3, 5, 7], SMALL_BUDGETS)])
+def test_formula_matches_traced_msnlab(patch_sizes, budget):
+    """fvcore (traced), FlopCounterMode (run) and FlopCounterMode (meta) all equal the formula,
+    for both forms; with small chunk budgets the fast form tiles and recomputes halos."""
     model = tiny_model(patch_sizes=patch_sizes)
     [(name, block)] = find_msnlabs(model)
-    h, w, c = 9, 7, TINY["model"]["n_feats"]
+    for branch in block.modules():
+        if hasattr(branch, "max_chunk_elements"):
+            branch.max_chunk_elements = None if budget is None else budget[branch.patch_size]
+    h, w, c = 12, 10, TINY["model"]["n_feats"]
     x = torch.rand(1, c, h, w)
     for form in ("fast", "direct"):
-        expected = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, pool_counted=False)
-        with direct_form(block) as switched:
-            if form == "fast":
-                pass
-            elif not switched:
-                pytest.fail("the MSNLAB offers no direct-form switch")
-            traced = fvcore_count(block, x)
-            torch_count = flop_counter_total(block, x)
-            meta_count = flop_counter_macs(block, x.shape)["total"]
-        if form == "fast":  # leave the switch as it was for the fast count
-            traced = fvcore_count(block, x)
-            torch_count = flop_counter_total(block, x)
-            meta_count = flop_counter_macs(block, x.shape)["total"]
-        assert traced.total == expected.total, form
-        assert torch_count == expected.total, form
-        assert meta_count == expected.total, form
+        expected = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, chunk_elements=budget)
+        on_meta = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, chunk_elements=budget,
+                              device_type="meta")  # off the CPU the fast form tiles differently
+        switch = direct_form(block) if form == "direct" else contextlib.nullcontext(True)
+        with switch as switched:
+            assert switched
+            counts = (fvcore_count(block, x).total, flop_counter_total(block, x),
+                      flop_counter_macs(block, x.shape)["total"])
+        assert counts == (expected.total, expected.total, on_meta.total), form
+    if budget is not None:
+        tiled = msnlab_macs(h, w, c, patch_sizes, chunk_elements=budget)
+        assert all(f > 1 for f in tiled.halo_factors.values()) and all(t > 1 for t in tiled.tiles.values())
 
 
 def test_direct_form_is_k2_times_the_fast_attention():
-    fast = msnlab_macs(20, 30, 64, [3, 5, 7], form="fast")
+    fast = msnlab_macs(20, 30, 64, [3, 5, 7], form="fast", chunk_elements=UNTILED)
     direct = msnlab_macs(20, 30, 64, [3, 5, 7], form="direct")
     assert fast.convs == direct.convs
-    for k in (3, 5, 7):  # one tile at this size: no halo recomputation
+    for k in (3, 5, 7):
         assert fast.halo_factors[f"k{k}"] == 1
         for product in ("scores", "aggregation"):
             assert direct.attention_parts[f"k{k}"][product] == k * k * fast.attention_parts[f"k{k}"][product]
     # the spec's scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
     # tiled with the default budget, halos are recomputed (the as-executed figure is larger)
     h, w = lr_size_720p(2)
-    untiled = msnlab_macs(h, w, 64, [3, 5, 7], chunk_elements=2 ** 62)
+    untiled = msnlab_macs(h, w, 64, [3, 5, 7], chunk_elements=UNTILED)
     assert 14e12 < untiled.attention < 16e12
     assert msnlab_macs(h, w, 64, [3, 5, 7]).attention > untiled.attention
 
@@ -166,8 +173,10 @@ def test_breakdown_sums_to_total_and_analytic_path_agrees():
     assert analytic["total"] == traced["total"]
     assert analytic["by_module"] == traced["by_module"]
     assert analytic["direct_form"]["total"] == traced["direct_form"]["total"]
+    for entry in (traced, analytic):
+        assert sum(entry["by_operator"].values()) == entry["total"]
     row = traced["msnlab"][next(iter(traced["msnlab"]))]
-    assert row["formula_check"] == "match"
+    assert row["formula_fast_cpu_check"] == row["formula_direct_check"] == "match"
     assert row["direct_form_method"].startswith("fvcore trace")
 
 
@@ -206,21 +215,21 @@ def write_tiny_variant(tmp_path: Path) -> Path:
 def test_cli_writes_complexity_json(tmp_path, capsys):
     from msnlan.cli import main
 
-    out = tmp_path / "complexity" / "tiny" / "x2.json"
-    rc = main(["complexity", "--variant", str(write_tiny_variant(tmp_path)), "--scale", "2", "--out", str(out),
+    out = tmp_path / "complexity" / "tiny" / "x4.json"
+    rc = main(["complexity", "--variant", str(write_tiny_variant(tmp_path)), "--scale", "4", "--out", str(out),
                "--device", "cpu", "--runs", "2", "--runtime-size", "16x12"])
     assert rc == 0, capsys.readouterr().err
     data = json.loads(out.read_text())
-    assert [p.name for p in out.parent.iterdir()] == ["x2.json"]  # no temp file left behind
-    assert data["variant"] == "tiny" and data["scale"] == 2
+    assert [p.name for p in out.parent.iterdir()] == ["x4.json"]  # no temp file left behind
+    assert data["variant"] == "tiny" and data["scale"] == 4
     assert set(data["params"]) >= {"total", "trainable", "fixed"}
     m720 = data["macs"]["720p"]
-    assert m720["lr_size"] == [360, 640] and m720["hr_size"] == [720, 1280]
+    assert m720["lr_size"] == [180, 320] and m720["hr_size"] == [720, 1280]
     assert set(m720) >= {"total", "by_module", "uncounted", "as_executed", "direct_form"}
     assert sum(m720["by_module"].values()) == m720["total"]
-    assert not m720["traced_attention"]  # 230,400 queries: the attention is computed, not run
-    for check in ("flop_counter_check_fast", "flop_counter_check_direct"):
-        assert next(iter(m720["msnlab"].values()))[check]["status"] == "match"
+    assert not m720["traced_attention"]  # 57,600 queries: the attention is computed, not run
+    row = next(iter(m720["msnlab"].values()))  # few tiles on the meta device: checked there
+    assert row["flop_counter_check_fast"]["status"] == row["flop_counter_check_direct"]["status"] == "match"
     assert data["macs"]["48x48"]["lr_size"] == [48, 48]
     assert data["self_ensemble_factor"] == 8
     rt = data["runtime"]
@@ -233,16 +242,18 @@ def test_cli_no_runtime_and_bad_input(tmp_path, capsys):
     from msnlan.cli import main
 
     variant = str(write_tiny_variant(tmp_path))
-    out = tmp_path / "x4.json"
-    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--no-runtime"]) == 0
+    out = tmp_path / "x3.json"
+    assert main(["complexity", "--variant", variant, "--scale", "3", "--out", str(out), "--no-runtime"]) == 0
     data = json.loads(out.read_text())
-    assert data["runtime"]["skipped"] and data["macs"]["720p"]["lr_size"] == [180, 320]
+    m720 = data["macs"]["720p"]
+    assert data["runtime"]["skipped"] and m720["lr_size"] == [240, 426] and m720["hr_size"] == [720, 1278]
+    assert "floored" in m720["lr_rounding"]
     before = out.read_text()
     capsys.readouterr()
-    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out),
+    assert main(["complexity", "--variant", variant, "--scale", "3", "--out", str(out),
                  "--runtime-size", "64by64"]) == 2
     assert "64by64" in capsys.readouterr().err
-    assert main(["complexity", "--variant", str(tmp_path / "missing.yaml"), "--scale", "2",
+    assert main(["complexity", "--variant", str(tmp_path / "missing.yaml"), "--scale", "3",
                  "--out", str(out), "--no-runtime"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
     assert out.read_text() == before  # a failed run leaves the previous file untouched

@@ -15,8 +15,9 @@ from torch import nn
 
 from . import handles as H
 
-#: container types whose children are listed separately in the top-level breakdown
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+#: container types whose children are listed separately in the top-level breakdown (lists of
+#: parts such as the residual groups; a Sequential, e.g. the upsampler, is one part)
+_CONTAINERS = (nn.ModuleList, nn.ModuleDict)
 TOP_LEVEL_REST = "(top-level forward)"
 
 
@@ -71,7 +72,7 @@ def fvcore_count(model: nn.Module, inputs) -> FvcoreResult:
 
 
 def top_level_names(model: nn.Module) -> list[str]:
-    """The model's children, with containers (Sequential/ModuleList/ModuleDict) opened one level."""
+    """The model's children, with ModuleList/ModuleDict children opened one level."""
     names = []
     for name, child in model.named_children():
         if type(child) in _CONTAINERS and len(child):
@@ -79,6 +80,34 @@ def top_level_names(model: nn.Module) -> list[str]:
         else:
             names.append(name)
     return names
+
+
+#: readable names of the MSNLAN network's parts (msnlan.models.network attribute names)
+_LABELS = {
+    "sub_mean": "mean subtraction (fixed 1x1 conv)",
+    "head": "head conv",
+    "msnlab": "MSNLAB",
+    "dense_fusion": "dense fusion into the MSNLAB (1x1, n_before*C -> C)",
+    "trunk_end": "trunk-end conv",
+    "upsample": "upsampler",
+    "to_rgb": "final conv (C -> 3)",
+    "add_mean": "mean addition (fixed 1x1 conv)",
+}
+
+
+def part_labels(model: nn.Module, names: Iterable[str]) -> dict:
+    """Name -> readable label for the top-level parts (RG1.., dense fusions, MSNLAB, tail)."""
+    n_before = getattr(model, "n_before", None)
+    labels = {}
+    for name in names:
+        base, _, index = name.partition(".")
+        if base == "groups" and index.isdigit():
+            labels[name] = f"RG{int(index) + 1}"
+        elif base == "skip_fusions" and index.isdigit() and n_before is not None:
+            labels[name] = f"dense fusion before RG{n_before + int(index) + 2} (1x1, 2C -> C)"
+        else:
+            labels[name] = _LABELS.get(name, name)
+    return labels
 
 
 def top_level_breakdown(by_module: dict, names: Iterable[str], total: int) -> dict:

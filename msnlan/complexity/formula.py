@@ -26,6 +26,7 @@ product. For one image of H x W pixels, C channels and a branch with patch size 
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 
@@ -89,57 +90,68 @@ def _axis_window_sum(size: int, tile: int, p: int) -> int:
     return sum(min(size, start + tile + p) - max(0, start - p) for start in range(0, size, tile))
 
 
-def _tiling(b: BranchShape, batch: int, budget: int | None) -> tuple[int, int]:
-    """(tile height, tile width) that msnlan.models.msnlab.plan_chunks picks for these shapes."""
+#: chunk budget meaning "the whole image as one query tile" (the fast form without halo work)
+UNTILED = "untiled"
+
+
+def tiling(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> tuple[int, int, int]:
+    """(images per group, tile height, tile width) of the fast form for these shapes.
+
+    Asks msnlan.models.msnlab.plan_chunks, so the count follows the implementation's tiling,
+    which depends on the device type (on CPU it prefers cache-sized tiles).
+    """
+    if budget == UNTILED:
+        return 1, b.height, b.width
     from ..models.msnlab import DEFAULT_CHUNK_ELEMENTS, plan_chunks
 
     budget = DEFAULT_CHUNK_ELEMENTS if budget is None else budget
-    _, tile_h, tile_w = plan_chunks(batch, b.height, b.width, b.n_keys, b.k, budget)
-    return tile_h, tile_w
+    args = (batch, b.height, b.width, b.n_keys, b.k, budget)
+    if "cache_tiles" in inspect.signature(plan_chunks).parameters:
+        return plan_chunks(*args, cache_tiles=device_type == "cpu")
+    return plan_chunks(*args)
 
 
-def n_tiles(b: BranchShape, batch: int = 1, budget: int | None = None) -> int:
+def n_tiles(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> int:
     """How many query tiles (loop iterations) the fast form runs for the batch."""
-    tile_h, tile_w = _tiling(b, batch, budget)
+    group, tile_h, tile_w = tiling(b, batch, budget, device_type)
     if (tile_h, tile_w) == (b.height, b.width):
-        from ..models.msnlab import DEFAULT_CHUNK_ELEMENTS
-
-        per_group = max(1, (DEFAULT_CHUNK_ELEMENTS if budget is None else budget) // (b.n_queries * b.n_keys))
-        return -(-batch // per_group)
+        return -(-batch // group)
     return batch * -(-b.height // tile_h) * -(-b.width // tile_w)
 
 
-def query_windows(b: BranchShape, batch: int = 1, budget: int | None = None) -> int:
+def query_windows(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> int:
     """Query positions (halos included) the fast form computes pixel scores for, whole batch.
 
-    Mirrors the tiling of msnlan.models.msnlab.patch_attention (its plan_chunks): whole images
-    where one image's scores fit the budget, else tiles whose halo windows overlap.
+    Mirrors patch_attention's loop: whole images where a tile is the image, else tiles whose
+    p-pixel halo windows (clipped at the border) overlap.
     """
-    tile_h, tile_w = _tiling(b, batch, budget)
+    _, tile_h, tile_w = tiling(b, batch, budget, device_type)
     if (tile_h, tile_w) == (b.height, b.width):
         return batch * b.n_queries
     p = b.k // 2
     return batch * _axis_window_sum(b.height, tile_h, p) * _axis_window_sum(b.width, tile_w, p)
 
 
-def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget: int | None = None) -> dict:
+def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None,
+                          device_type: str = "cpu") -> dict:
     """MACs of one branch's attention for a batch: {'scores', 'aggregation'[, 'key_norms']}."""
     n, l, k2 = batch * b.n_queries, b.n_keys, b.k * b.k
     if form == "direct":
         return {"scores": n * l * b.match_channels * k2, "aggregation": n * l * b.channels * k2}
     if form == "fast":
-        windows = query_windows(b, batch, budget)
+        windows = query_windows(b, batch, budget, device_type)
         return {"scores": windows * l * b.match_channels, "aggregation": windows * l * b.channels,
                 "key_norms": batch * k2 * l}
     raise ValueError(f"form must be 'fast' or 'direct', got {form!r}")
 
 
-def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget: int | None = None) -> dict:
+def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=None,
+                              device_type: str = "cpu") -> dict:
     """Element counts of the attention's non-MAC work (softmax over N x L; band sums in the fast form)."""
     n, l, k = batch * b.n_queries, b.n_keys, b.k
     out = {"softmax": n * l}
     if form == "fast":
-        windows = query_windows(b, batch, budget)
+        windows = query_windows(b, batch, budget, device_type)
         # separable band sums, k adds per element written: about k*(N + W)*L for the scores
         # (rows then columns) and again for the fold (W = halo-inclusive query windows)
         out["band_sums"] = 2 * k * (n + windows) * l
@@ -150,13 +162,14 @@ def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget:
 
 def msnlab_macs(height: int, width: int, channels: int, patch_sizes, *, reduction: int = 16,
                 match_channels: int | None = None, form: str = "fast", batch: int = 1,
-                pool_counted: bool = False, chunk_elements: int | None = None) -> MsnlabMacs:
+                pool_counted: bool = False, chunk_elements=None, device_type: str = "cpu") -> MsnlabMacs:
     """Closed-form MACs of one MSNLAB on a batch of `batch` maps of height x width.
 
     `pool_counted`: fvcore counts adaptive_avg_pool2d as one flop per input element; our channel
     attention pools with a plain mean, which it does not count (the default, False).
-    `chunk_elements`: the fast form's working-buffer budget (None: the implementation's default),
-    or a mapping patch size -> budget where branches differ.
+    `chunk_elements`: the fast form's working-buffer budget (None: the implementation's default;
+    UNTILED: one tile per image), or a mapping patch size -> budget where branches differ.
+    `device_type`: where the fast form runs ("cpu", "cuda", "meta"): its tiling depends on it.
     """
     if height < 1 or width < 1 or channels < 1:
         raise ValueError(f"sizes must be positive, got {height}x{width} with {channels} channels")
@@ -170,11 +183,11 @@ def msnlab_macs(height: int, width: int, channels: int, patch_sizes, *, reductio
         b = BranchShape(k, height, width, channels, cq)
         conv_parts[f"k{k}"] = {n: batch * v for n, v in branch_conv_macs(b).items()}
         budget = chunk_elements.get(k) if isinstance(chunk_elements, dict) else chunk_elements
-        att_parts[f"k{k}"] = branch_attention_macs(b, form, batch, budget)
-        elements[f"k{k}"] = branch_attention_elements(b, form, batch, budget)
+        att_parts[f"k{k}"] = branch_attention_macs(b, form, batch, budget, device_type)
+        elements[f"k{k}"] = branch_attention_elements(b, form, batch, budget, device_type)
         if form == "fast":  # how many times the tiles recompute each query's pixel scores
-            halo[f"k{k}"] = round(query_windows(b, batch, budget) / (batch * b.n_queries), 4)
-            tiles[f"k{k}"] = n_tiles(b, batch, budget)
+            halo[f"k{k}"] = round(query_windows(b, batch, budget, device_type) / (batch * b.n_queries), 4)
+            tiles[f"k{k}"] = n_tiles(b, batch, budget, device_type)
     hidden = max(channels // reduction, 1)
     n = height * width
     conv_parts["fusion"] = batch * len(patch_sizes) * channels * channels * n

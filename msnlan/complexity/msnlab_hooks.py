@@ -112,6 +112,6 @@ def flop_counter_macs(module: nn.Module, input_shape, *, meta: bool = True) -> d
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         mod(x)
-    by_op = {str(op).split(".")[0].replace("aten.", "aten::"): int(n) // 2
+    by_op = {str(op).replace("aten.", "aten::", 1): int(n) // 2
              for op, n in counter.get_flop_counts().get("Global", {}).items()}
     return {"total": int(counter.get_total_flops()) // 2, "by_operator": by_op}
