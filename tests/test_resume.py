@@ -43,7 +43,8 @@ def write_images(folder: Path, n: int, size: int, seed: int) -> Path:
 
 
 def start(run_dir: Path, data: tuple[Path, Path], settings: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # one thread: tiny tensors run fastest so, and timing is steadier on a busy machine
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-c", RUNNER, str(data[0]), str(data[1]), str(run_dir), *settings],
                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

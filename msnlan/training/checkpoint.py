@@ -135,9 +135,7 @@ def build_network(variant: Mapping, scale: int) -> nn.Module:
     """msnlan.models.network.build_model from a resolved variant dict (as stored in checkpoints)."""
     from ..models.network import build_model
 
-    model = build_model({"description": variant.get("description", ""), "model": dict(variant["model"])},
-                        int(scale))
-    return model
+    return build_model(dict(variant), int(scale))
 
 
 def load_model(path: str | os.PathLike, device: Any = "cpu") -> nn.Module:
