@@ -231,11 +231,10 @@ def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_siz
                 hh, hw, th, tw = hr1 - hr0, hc1 - hc0, r1 - r0, c1 - c0
                 # pixel scores of the tile and its halo: (nb, hh, hw, Hs, Ws)
                 q_win = q[b0:b1, :, hr0:hr1, hc0:hc1].reshape(nb, c_key, hh * hw).transpose(1, 2)
-                scores = take(0, (nb, hh * hw, n_keys))
                 if buffers is None:
                     scores = torch.bmm(q_win, e_flat[b0:b1])
                 else:
-                    torch.bmm(q_win, e_flat[b0:b1], out=scores)
+                    scores = torch.bmm(q_win, e_flat[b0:b1], out=take(0, (nb, hh * hw, n_keys)))
                 scores = scores.view(nb, hh, hw, key_h, key_w)
                 # patch scores of the tile: band sums over rows, then columns
                 rows_summed = _band_sum(scores, hr0, take(1, (nb, th, hw, key_h, key_w)), r0, 1, 3, p)
@@ -243,10 +242,9 @@ def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_siz
                 patch.mul_(col_scale[b0:b1])
                 flat = patch.view(nb, th * tw, n_keys)
                 if buffers is None:
-                    attn = torch.softmax(flat, dim=-1)
+                    attn = torch.softmax(flat, dim=-1)  # subtracts the row max: safe in float32
                 else:
-                    attn = take(1, (nb, th * tw, n_keys))
-                    torch.softmax(flat, dim=-1, out=attn)
+                    attn = torch.softmax(flat, dim=-1, out=take(1, (nb, th * tw, n_keys)))
                 attn = attn.view(nb, th, tw, key_h, key_w)
                 # the fold: band sums of A (the band is its own adjoint) onto tile + halo ...
                 cols_spread = _band_sum(attn, c0, take(0, (nb, th, hw, key_h, key_w)), hc0, 2, 4, p)

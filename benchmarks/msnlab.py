@@ -1,0 +1,175 @@
+"""MSNLAB speed and memory: our memory-bounded attention against the direct form.
+
+For a 1 x C x H x W input (C = 64, the paper's MSNLAB with patch sizes 3, 5, 7, inference
+under no_grad) and each H = W, prints the median forward time and the peak extra memory of
+our form (`patch_attention`) and of the direct form (`direct_patch_attention`, unfold /
+softmax / fold, holding the L x N matrix), skipping the direct form where it would need more
+than --max-direct-gb. Each configuration runs in a fresh subprocess.
+
+Peak memory: resident-set high-water mark of that subprocess (Linux /proc/self/status VmHWM,
+reset after the warm-up run through /proc/self/clear_refs where the kernel allows), minus its
+resident set just before the timed runs (module, input and torch already loaded). Python-level
+tracers (tracemalloc) do not see torch's allocations; this does.
+
+    .venv/bin/python benchmarks/msnlab.py [--sizes 32 48 64 96 128 256] [--runs N] [--max-direct-gb 8]
+
+Targets (2-core CPU, default threads): peak extra memory at 256 x 256 under 2 GB; at 64 x 64
+at least 3x faster than the direct form; never slower at any size. The machine may be shared:
+the load average is printed with the results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PATCH_SIZES = (3, 5, 7)
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not permitted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: bool) -> dict:
+    """One configuration in this (fresh) process: times, peak extra memory, optional error check."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from msnlan.models.msnlab import MSNLAB, configure_attention
+
+    torch.manual_seed(0)
+    block = MSNLAB(channels, PATCH_SIZES).eval()
+    configure_attention(block, impl)
+    x = torch.randn(1, channels, size, size)
+    times = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            block(x)
+        reset = _reset_peak()
+        base_kb = _status_kb("VmRSS")
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = block(x)
+            times.append(time.perf_counter() - start)
+        peak_kb = _status_kb("VmHWM")
+        result = {"impl": impl, "size": size, "runs": runs, "median_s": statistics.median(times),
+                  "min_s": min(times), "peak_extra_mb": (peak_kb - base_kb) / 1024,
+                  "hwm_reset": reset, "threads": torch.get_num_threads()}
+        if check:  # after the measurement: the other form's output, for the error
+            configure_attention(block, "fast" if impl == "direct" else "direct")
+            other = block(x)
+            ref = out.double() - x.double()  # compare the MSNLAB's added part, not x itself
+            result["max_rel_err"] = ((other.double() - out.double()).abs().max() / ref.abs().max()).item()
+    return result
+
+
+def _run_worker(impl: str, size: int, args) -> dict:
+    runs = args.runs or (5 if size <= 64 else 3 if size <= 96 else 2)
+    warmup = 1 if size <= 128 else 0  # a 256 x 256 run takes tens of seconds: no warm-up
+    cmd = [sys.executable, __file__, "--worker", impl, "--size", str(size), "--runs", str(runs),
+           "--warmup", str(warmup), "--channels", str(args.channels)]
+    if impl == "direct" and size <= args.check_up_to:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"impl": impl, "size": size, "error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[32, 48, 64, 96, 128, 256])
+    parser.add_argument("--runs", type=int, default=None, help="timed runs (default: 5 up to 64, 3 up to 96, else 2)")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--max-direct-gb", type=float, default=8.0,
+                        help="skip the direct form where its estimated working memory exceeds this")
+    parser.add_argument("--check-up-to", type=int, default=64,
+                        help="compare the two forms' outputs up to this size")
+    parser.add_argument("--json", default=None, help="also write the records to this file")
+    parser.add_argument("--worker", choices=("fast", "direct"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.size, args.channels, args.runs, args.warmup, args.check)))
+        return 0
+
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from msnlan.models.msnlab import direct_attention_bytes
+
+    print(f"MSNLAB (C={args.channels}, patch sizes {PATCH_SIZES}), 1 x C x H x W, inference (no_grad)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}")
+    print("time: median of timed runs after one warm-up (none at 256); peak memory: RSS high-water "
+          "(VmHWM) of a fresh subprocess minus its RSS before the timed runs")
+    header = f"{'H=W':>5}{'ours ms':>12}{'ours MB':>10}{'direct ms':>12}{'direct MB':>11}{'speedup':>9}{'rel err':>10}"
+    print(header)
+    print("-" * len(header))
+    records = []
+    for size in args.sizes:
+        fast = _run_worker("fast", size, args)
+        direct_gb = max(direct_attention_bytes(size, size, args.channels, k) for k in PATCH_SIZES) / 2 ** 30
+        direct = (_run_worker("direct", size, args) if direct_gb <= args.max_direct_gb
+                  else {"impl": "direct", "size": size, "skipped": f"needs ~{direct_gb:.0f} GB"})
+        records += [fast, direct]
+
+        def cell(rec, key, scale=1.0, fmt="{:.0f}"):
+            return fmt.format(rec[key] * scale) if key in rec else "-"
+
+        speed = (f"{direct['median_s'] / fast['median_s']:.1f}x"
+                 if "median_s" in direct and "median_s" in fast else "-")
+        err = f"{direct['max_rel_err']:.1e}" if "max_rel_err" in direct else "-"
+        note = direct.get("skipped") or direct.get("error") or fast.get("error") or ""
+        print(f"{size:>5}{cell(fast, 'median_s', 1e3):>12}{cell(fast, 'peak_extra_mb'):>10}"
+              f"{cell(direct, 'median_s', 1e3):>12}{cell(direct, 'peak_extra_mb'):>11}{speed:>9}{err:>10}"
+              + (f"  direct: {note}" if note else ""), flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+    by = {(r["impl"], r["size"]): r for r in records}
+    print("\ntargets:")
+    if ("fast", 256) in by and "peak_extra_mb" in by["fast", 256]:
+        mb = by["fast", 256]["peak_extra_mb"]
+        print(f"  peak extra memory at 256x256: {mb:.0f} MB (target < 2048 MB): {'met' if mb < 2048 else 'NOT met'}")
+    if "median_s" in by.get(("direct", 64), {}) and "median_s" in by.get(("fast", 64), {}):
+        ratio = by["direct", 64]["median_s"] / by["fast", 64]["median_s"]
+        print(f"  speedup at 64x64: {ratio:.1f}x (target >= 3x): {'met' if ratio >= 3 else 'NOT met'}")
+    compared = [(s, by["direct", s]["median_s"] / by["fast", s]["median_s"]) for s in args.sizes
+                if "median_s" in by.get(("direct", s), {}) and "median_s" in by.get(("fast", s), {})]
+    if compared:
+        slower = [s for s, r in compared if r < 1]
+        print(f"  never slower than direct ({', '.join(str(s) for s, _ in compared)}): "
+              + ("met" if not slower else f"NOT met at {slower}"))
+    if args.json:
+        from msnlan.io_utils import write_json_atomic
+
+        write_json_atomic(args.json, records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
