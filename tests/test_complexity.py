@@ -187,10 +187,23 @@ def test_total_matches_torch_flop_counter():
     assert fvcore_count(model, x).total == flop_counter_total(model, x)
 
 
+def test_runtime_size_forms():
+    from msnlan.commands.complexity import _runtime_size
+    from msnlan.errors import ConfigError
+
+    assert _runtime_size(["64x48"]) == _runtime_size(["64", "48"]) == (64, 48)
+    with pytest.raises(ConfigError, match="'0x5'"):
+        _runtime_size(["0x5"])
+
+
 def test_lr_sizes_for_720p_output():
+    from msnlan.complexity.measure import lr_rounding_note
+
     assert lr_size_720p(2) == (360, 640)
     assert lr_size_720p(3) == (240, 426)  # floored: SR output 1278x720
     assert lr_size_720p(4) == (180, 320)
+    assert "1278x720" in lr_rounding_note(3) and "floored" in lr_rounding_note(3)
+    assert "floored" not in lr_rounding_note(2)
 
 
 def test_paper_model_parameters():
@@ -242,18 +255,23 @@ def test_cli_no_runtime_and_bad_input(tmp_path, capsys):
     from msnlan.cli import main
 
     variant = str(write_tiny_variant(tmp_path))
-    out = tmp_path / "x3.json"
-    assert main(["complexity", "--variant", variant, "--scale", "3", "--out", str(out), "--no-runtime"]) == 0
+    out = tmp_path / "x4.json"
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--no-runtime"]) == 0
     data = json.loads(out.read_text())
-    m720 = data["macs"]["720p"]
-    assert data["runtime"]["skipped"] and m720["lr_size"] == [240, 426] and m720["hr_size"] == [720, 1278]
-    assert "floored" in m720["lr_rounding"]
+    assert data["runtime"]["skipped"] and data["runtime"]["median_ms"] is None
+    assert data["macs_plus"] == {size: 8 * e["total"] for size, e in data["macs"].items()}
     before = out.read_text()
     capsys.readouterr()
-    assert main(["complexity", "--variant", variant, "--scale", "3", "--out", str(out),
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out),
                  "--runtime-size", "64by64"]) == 2
     assert "64by64" in capsys.readouterr().err
-    assert main(["complexity", "--variant", str(tmp_path / "missing.yaml"), "--scale", "3",
+    assert main(["complexity", "--variant", str(tmp_path / "missing.yaml"), "--scale", "4",
                  "--out", str(out), "--no-runtime"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--device", "tpu"]) == 2
+    assert "'tpu'" in capsys.readouterr().err
+    assert main(["complexity", "--variant", variant, "--scale", "5", "--out", str(out), "--no-runtime"]) == 2
+    assert "scale 5" in capsys.readouterr().err
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--runs", "0"]) == 2
+    assert "--runs" in capsys.readouterr().err
     assert out.read_text() == before  # a failed run leaves the previous file untouched

@@ -142,8 +142,8 @@ def uncounted_estimates(result: FvcoreResult, mac_total: int, extra_elements: di
         else:
             entry["share_of_macs"] = None
         out[op] = entry
-    for op, elements in extra_elements.items():
+    for op, elements in extra_elements.items():  # computed, not traced: additions and exponentials
         if op not in out:
-            out[op] = {"calls": None, "kind": H.op_kind(op), "elements": elements,
+            out[op] = {"calls": None, "kind": "elementwise", "elements": elements,
                        "share_of_macs": round(elements / mac_total, 6) if mac_total else None}
     return out

@@ -142,11 +142,12 @@ ELEMENTWISE_OPS = (
     "lerp", "maximum", "minimum", "amax", "logsumexp",
 )
 
-#: pure data movement: no arithmetic, listed so that nothing is silently dropped
+#: data movement and fills: memory traffic but no arithmetic, listed so that nothing that
+#: touches memory is silently dropped (views such as narrow or expand stay ignored, as in fvcore)
 MOVEMENT_OPS = (
     "im2col", "pixel_shuffle", "pixel_unshuffle", "constant_pad_nd", "pad", "reflection_pad2d",
     "replication_pad2d", "cat", "stack", "flip", "roll", "repeat", "index_select", "gather",
-    "diagonal", "as_strided", "unfold", "contiguous", "clone", "copy_", "expand", "narrow",
+    "clone", "copy_", "zero_", "fill_", "new_ones", "ones_like",
 )
 
 

@@ -313,6 +313,7 @@ def measure_complexity(variant, scale: int, *, device: str = "auto", runs: int =
         if size == SIZE_720P:
             entry["lr_rounding"] = lr_rounding_note(scale)
         out["macs"][size] = entry
+    out["macs_plus"] = {size: entry["total_plus"] for size, entry in out["macs"].items()}
     out["counting_seconds"] = round(time.perf_counter() - started, 2)
     if runtime:
         rsize = lr_size_720p(scale) if runtime_size is None else (

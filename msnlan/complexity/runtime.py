@@ -69,6 +69,7 @@ def measure_here(request: dict) -> dict:
     from ..models.network import build_model
     from ..provenance import device_description
 
+    # libraries are loaded: from here on the resident set grows by the model, input and activations
     base_rss_kb = _status_kb("VmRSS")
     device = resolve_device(request.get("device", "auto"))
     h, w = request["lr_size"]
@@ -89,6 +90,8 @@ def measure_here(request: dict) -> dict:
 
     times, peaks = [], []
     can_reset = False
+    if not cuda:  # the high-water mark so far (e.g. from importing) must not count as the forward's
+        can_reset = _reset_high_water()
     with torch.inference_mode():
         for _ in range(warmup):
             forward()
