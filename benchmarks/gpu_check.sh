@@ -28,9 +28,9 @@ ITERS=${GPU_CHECK_ITERS:-30}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
-    DEV=cpu; THR_CONFIGS=demo; ITERS=2; MSN_SIZE=48
+    DEV=cpu; THR_CONFIGS=demo; ITERS=2; MSN_SIZE=48; LEASE_ITERS=2
 else
-    DEV=cuda; THR_CONFIGS=paper; MSN_SIZE=256
+    DEV=cuda; THR_CONFIGS=paper; MSN_SIZE=256; LEASE_ITERS=30
 fi
 
 declare -a SUMMARY=()
@@ -194,7 +194,8 @@ EOF
         for run in a b; do
             MSNLAN_GPU_COUNT=2 MSNLAN_GPU_LOCK_DIR="$dir/locks" "$PY" -m msnlan train --variant msnlan --scale 2 \
                 --preset demo --train-data "$dir/train" --val-data "$dir/val" --out "$dir/run_$run" --device "$LEASE_DEVICE" \
-                --set iterations=30 --set val_interval=30 --set checkpoint_interval=30 > "$dir/run_$run.log" 2>&1 &
+                --set iterations="$LEASE_ITERS" --set val_interval="$LEASE_ITERS" \
+                --set checkpoint_interval="$LEASE_ITERS" > "$dir/run_$run.log" 2>&1 &
             pids+=($!)
         done
         local rc=0
@@ -212,7 +213,10 @@ EOF
             return 1
         fi
     }
-    run_step "GPU lease (2 simulated)" 100 bash -c "$(declare -f lease_check); OUT='$OUT' PY='$PY' LEASE_DEVICE=auto lease_check"
+    export -f lease_check
+    LEASE_DEVICE=auto
+    export OUT PY LEASE_ITERS LEASE_DEVICE
+    run_step "GPU lease (2 simulated)" 100 bash -c lease_check
 else
     skip_step "GPU lease (2 simulated)" "msnlan/models/network.py or core dependencies missing, or no CUDA"
 fi

@@ -121,9 +121,15 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, help="untimed iterations first (default 1 on CPU, 3 on CUDA)")
     ap.add_argument("--profile-steps", type=int, default=1, help="steps under torch.profiler (0: none)")
     ap.add_argument("--top", type=int, default=15, help="rows of the profiler table")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="deterministic kernels (as the demo preset); default: cudnn.benchmark on CUDA")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    # as the training engine does for presets with deterministic: false (the paper preset)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not args.deterministic
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
     results = [measure(c.strip(), args, device) for c in args.configs.split(",") if c.strip()]
