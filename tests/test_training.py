@@ -113,9 +113,14 @@ def test_bad_preset_file_names_file_and_key(tmp_path):
         load_preset("nope")
 
 
-def test_unknown_model_override_is_refused(data, tmp_path):
+def test_unknown_model_override_bad_scale_and_missing_data_are_refused(data, tmp_path):
     with pytest.raises(ConfigError, match="model.n_feets"):
         run(data, tmp_path / "r", overrides={"model.n_feets": 4})
+    with pytest.raises(ConfigError, match="--scale 5"):
+        run(data, tmp_path / "r", scale=5)
+    with pytest.raises(DataError, match="--val-data .*nowhere"):
+        run((data[0], tmp_path / "nowhere"), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
 
 
 # --- patch sampling ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import MsnlanError
+from ..errors import ConfigError, DataError, MsnlanError
 from ..io_utils import write_json_atomic
 from ..provenance import environment
 from ..variants import resolve_variant
@@ -154,6 +154,13 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
     def say(msg: str) -> None:
         print(f"msnlan train: {msg}", file=stream, flush=True)
 
+    from ..models.network import SCALES
+
+    if isinstance(scale, bool) or scale not in SCALES:
+        raise ConfigError(f"--scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+    for flag, path in (("--train-data", train_data), ("--val-data", val_data)):
+        if not Path(path).exists():
+            raise DataError(f"{flag} {path} does not exist")
     preset_info = load_preset(preset, overrides)
     settings = preset_info["settings"]
     resolved = resolve_variant(variant, **settings["model"])
