@@ -21,7 +21,7 @@ from ..errors import ConfigError, DataError
 
 #: images often used in SR papers' figures for their fine structure (used when present)
 FINE_STRUCTURE_IMAGES = {"Set14": ("barbara",), "B100": ("253027",), "Urban100": ("img_092", "img_004")}
-DISPLAY_SIZE = 150        # target on-screen size of a crop (CSS px) after nearest-neighbour zoom
+DISPLAY_SIZE = 140        # target on-screen size of a crop (CSS px) after nearest-neighbour zoom
 OVERVIEW_WIDTH = 320
 
 
