@@ -219,3 +219,34 @@ def test_complexity_rows_tolerate_missing_fields_and_show_self_ensemble_cost():
     assert "aten::softmax×2" in a["macs"].title and a["macs"].notes
     assert (plus["macs"].text, plus["macs_direct"].text, plus["runtime"].text) == ("4000.0", "7200.0", "–")
     assert (b["params"].text, b["macs"].text, b["runtime"].text, b["where"].text) == ("1.000", "–", "–", "–")
+
+
+def test_report_on_real_evaluate_output(tmp_path):
+    """Contract check with msnlan evaluate: its CSV, protocol.json and saved images feed the report."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        y, x = np.mgrid[0:40, 0:48]
+        img = (128 + 80 * np.sin(x / 2.0 + i) * np.cos(y / 3.0) + rng.normal(0, 5, (40, 48)))
+        (tmp_path / "Tiny" / "HR").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(np.stack([img] * 3, -1), 0, 255).astype(np.uint8)).save(tmp_path / "Tiny" / "HR" / f"t{i}.png")
+    variant = tmp_path / "tiny.yaml"
+    variant.write_text("_base_: msnlan\nmodel: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, reduction: 4, msnlab: false}\n")
+    res = tmp_path / "results"
+    for method, extra in (("bicubic", []), ("tiny", ["--random-init"])):
+        out = res / "eval" / method / "x2" / "Tiny.csv"
+        args = ["evaluate", "--method", "bicubic" if method == "bicubic" else str(variant), "--scale", "2",
+                "--dataset", str(tmp_path / "Tiny"), "--out", str(out),
+                "--save-images", str(res / "images" / method / "x2" / "Tiny"), "--device", "cpu", *extra]
+        assert main(args) == 0
+    out = res / "report" / "index.html"
+    assert main(["collect", "--results", str(res)]) == 0
+    build_report(res, None, out)
+    text = out.read_text()
+    summary = pd.read_csv(res / "tables" / "summary.csv", keep_default_na=False).set_index("method")
+    assert f"{summary.loc['bicubic'].psnr:.2f}" in text and f"{summary.loc['tiny'].ssim:.4f}" in text
+    assert "Tiny / t0 ×2" in text and text.count('<img class="crop"') == 3  # HR, bicubic, tiny
+    cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
+    # components from the protocol's recorded variant settings (no run folder here)
+    assert cells[(cells.row == "tiny") & (cells.column == "MSNLAB")].text.iloc[0] == "–"
