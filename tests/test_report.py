@@ -250,3 +250,12 @@ def test_report_on_real_evaluate_output(tmp_path):
     cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
     # components from the protocol's recorded variant settings (no run folder here)
     assert cells[(cells.row == "tiny") & (cells.column == "MSNLAB")].text.iloc[0] == "–"
+
+
+def test_templates_folder_from_environment(tmp_path, monkeypatch):
+    from msnlan.report.render import reports_dir
+
+    assert (reports_dir() / "report.html.j2").is_file()
+    monkeypatch.setenv("MSNLAN_REPORTS", str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="MSNLAN_REPORTS"):
+        reports_dir()
