@@ -73,8 +73,12 @@ def load_train_state(path: str | os.PathLike, map_location: Any = "cpu") -> dict
 
 # --- random number generator states, as tensors ---------------------------------------------
 
-def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) global RNG states in weights-only-loadable form."""
+def rng_state(device: Any = None) -> dict:
+    """Python, NumPy, torch and (on a CUDA `device`) that device's RNG states, weights-only-loadable.
+
+    Only the training device's CUDA state is taken: asking every GPU would open a CUDA context
+    on each of them, in each of the concurrent training processes.
+    """
     version, internal, gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state = {
@@ -82,22 +86,24 @@ def rng_state() -> dict:
         "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
                   "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [],
     }
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda":
+        state["cuda"] = [torch.cuda.get_rng_state(device)]
     return state
 
 
-def set_rng_state(state: Mapping[str, Any]) -> None:
+def set_rng_state(state: Mapping[str, Any], device: Any = None) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npst = state["numpy"]
     np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
                          npst["has_gauss"], npst["gauss"]))
     torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") and torch.cuda.is_available():
-        cuda = [s.cpu() for s in state["cuda"]]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+    device = torch.device(device) if device is not None else None
+    if state.get("cuda") and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"][0].cpu(), device)
 
 
 # --- weights ----------------------------------------------------------------------------------

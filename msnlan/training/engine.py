@@ -223,7 +223,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
-        ckpt.set_rng_state(state["rng"])
+        ckpt.set_rng_state(state["rng"], dev)
         iteration, elapsed = int(state["iteration"]), float(state["elapsed_s"])
         best_psnr, best_iteration, last_psnr = state["best_val_psnr"], state["best_iteration"], state["last_val_psnr"]
         accum = dict(state["log_accum"])
@@ -253,7 +253,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
         return {"format": ckpt.TRAIN_STATE_FORMAT, "version": ckpt.FORMAT_VERSION, "iteration": at,
                 "config": config, "variant": resolved, "scale": scale, "preset": preset_name,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "sampler": source.state_dict(), "rng": ckpt.rng_state(),
+                "scheduler": scheduler.state_dict(), "sampler": source.state_dict(), "rng": ckpt.rng_state(dev),
                 "best_val_psnr": best_psnr, "best_iteration": best_iteration, "last_val_psnr": last_psnr,
                 "elapsed_s": time.monotonic() - session_start, "log_accum": dict(accum)}
 
