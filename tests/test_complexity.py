@@ -56,22 +56,36 @@ class Products(nn.Module):
         raise AssertionError(self.which)
 
 
-@pytest.mark.parametrize("which, expected", [
-    ("bmm", 2 * 7 * 5 * 6 * 3 + 2 * 7 * 6 * 4),          # scores b*n*e*s + aggregation b*n*s*ev
-    ("matmul_broadcast", 2 * 7 * 3 * 6),
-    ("baddbmm", 2 * 7 * 3 * 6),
-    ("einsum", 2 * 7 * 3 * 6),
-    ("sdpa", 2 * 7 * 6 * 3 + 2 * 7 * 6 * 4),
-])
-def test_attention_products_counted(which, expected):
-    q, k, v = torch.rand(2, 7, 3), torch.rand(2, 6, 3), torch.rand(2, 6, 4)
-    if which == "bmm":  # use a 5-wide query so the two products differ in shape
-        q, k = torch.rand(2, 7, 5), torch.rand(2, 6, 5)
-        expected = 2 * 7 * 5 * 6 + 2 * 7 * 6 * 4
+#: q (2,7,5), k (2,6,5), v (2,6,4): scores b*n*e*s = 420, aggregation b*n*s*ev = 336
+PRODUCT_MACS = {"bmm": 420 + 336, "matmul_broadcast": 420, "baddbmm": 420, "einsum": 420, "sdpa": 420 + 336}
+
+
+def qkv():
+    return torch.rand(2, 7, 5), torch.rand(2, 6, 5), torch.rand(2, 6, 4)
+
+
+@pytest.mark.parametrize("which", sorted(PRODUCT_MACS))
+def test_attention_products_counted(which):
+    q, k, v = qkv()
     result = fvcore_count(Products(which), (q, k, v))
-    assert result.total == expected
+    assert result.total == PRODUCT_MACS[which]
     assert result.total == flop_counter_total(Products(which), q, k, v)
     assert not result.unsupported  # nothing left that fvcore could not even name
+
+
+def test_what_fvcore_alone_counts():
+    """Why the handles: plain fvcore counts bmm, but not sdpa or baddbmm, and drops a broadcast batch."""
+    from fvcore.nn import FlopCountAnalysis
+
+    def plain(which):
+        fa = FlopCountAnalysis(Products(which), qkv())
+        fa.unsupported_ops_warnings(False)
+        return fa.total(), set(fa.unsupported_ops())
+
+    assert plain("bmm") == (PRODUCT_MACS["bmm"], {"aten::softmax"})
+    assert plain("sdpa") == (0, {"aten::scaled_dot_product_attention"})
+    assert plain("baddbmm")[0] == 0 and "aten::baddbmm" in plain("baddbmm")[1]
+    assert plain("matmul_broadcast")[0] == PRODUCT_MACS["matmul_broadcast"] // 2
 
 
 def test_bmm_counted_as_fvcore_counts_it_and_with_out():
@@ -85,9 +99,10 @@ def test_bmm_counted_as_fvcore_counts_it_and_with_out():
             return c
 
     a, b = torch.rand(3, 4, 5), torch.rand(3, 5, 6)
-    plain = FlopCountAnalysis(torch.bmm.__class__ and Products("bmm"), (a, b.transpose(1, 2), b.transpose(1, 2)))
-    assert plain.by_operator()["bmm"] == 3 * 4 * 5 * 6 + 3 * 4 * 6 * 5  # fvcore alone, defaults
-    assert fvcore_count(Products("bmm"), (a, b.transpose(1, 2), b.transpose(1, 2))).total == plain.total()
+    qkv = (a, b.transpose(1, 2), b.transpose(1, 2))  # scores (3,4,5)x(3,5,6), aggregation (3,4,6)x(3,6,5)
+    plain = FlopCountAnalysis(Products("bmm"), qkv)  # fvcore alone, its default handles
+    assert plain.by_operator()["bmm"] == 3 * 4 * 5 * 6 + 3 * 4 * 6 * 5
+    assert fvcore_count(Products("bmm"), qkv).total == plain.total()
     with pytest.raises(AssertionError):  # why the handle is replaced
         FlopCountAnalysis(OutBmm(), (a, b)).total()
     assert fvcore_count(OutBmm(), (a, b)).total == 3 * 4 * 5 * 6

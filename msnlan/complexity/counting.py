@@ -33,11 +33,9 @@ class FvcoreResult:
     unsupported: dict = field(default_factory=dict)  # op -> calls with no handle at all
 
 
-def make_analysis(model: nn.Module, inputs) -> "FlopCountAnalysis":
+def make_analysis(model: nn.Module, inputs) -> "H.FlopCountAnalysis":
     """fvcore FlopCountAnalysis with our MAC and estimate handles, warnings silenced."""
-    from fvcore.nn import FlopCountAnalysis
-
-    fa = FlopCountAnalysis(model, inputs)
+    fa = H.FlopCountAnalysis(model, inputs)
     fa.set_op_handle(**H.estimate_handles())
     fa.set_op_handle(**H.MAC_HANDLES)  # MAC handles win over an estimate of the same op
     fa.unsupported_ops_warnings(False)

@@ -14,11 +14,15 @@ out. Keys with those prefixes are never part of a MAC total.
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from math import prod
 from typing import Any, Callable, Iterable
 
-from fvcore.nn.jit_handles import get_shape
+with warnings.catch_warnings():  # fvcore scripts helpers at import: torch deprecates jit.script
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fvcore.nn import FlopCountAnalysis  # noqa: F401  (imported here once, quietly)
+    from fvcore.nn.jit_handles import einsum_flop_jit, get_shape
 
 ELEMENTS = "elements:"
 CALLS = "calls:"
@@ -95,8 +99,6 @@ def einsum_macs(inputs: list, outputs: list) -> float:
     (fvcore's own handle halves numpy's flop estimate, which undercounts products without a
     summed index; it is kept for three or more operands and ellipsis equations.)
     """
-    from fvcore.nn.jit_handles import einsum_flop_jit
-
     equation = inputs[0].toIValue()
     shapes = _shapes(inputs[1].node().inputs())
     sizes = _einsum_letters(equation, shapes)
