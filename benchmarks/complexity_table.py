@@ -10,7 +10,6 @@ parameter counts (spec: 9,581,043 / 9,765,683 / 9,728,755 trainable at x2 / x3 /
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
