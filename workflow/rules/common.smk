@@ -1,5 +1,5 @@
-"""Helpers of the MSNLAN workflow: which config files count, the plan (variants, datasets, scales,
-methods) built and checked once at parse time, and the path of every result.
+"""Helpers of the MSNLAN workflow: config error messages, the plan (variants, datasets, scales,
+methods) built and checked once at parse time, the paths of results, and input functions.
 
 Nothing here runs a job. The Snakefile validates the config, then calls `make_plan(config)`; the
 rule files read the plan `P` and the input functions below.
@@ -65,13 +65,13 @@ def _read_checksums(path: str) -> dict:
     except OSError as exc:
         raise ConfigProblem(f"config key downloads.checksums: cannot read {path}: {exc.strerror}")
     rows = list(csv.DictReader(lines, delimiter="\t"))
-    for lineno, row in enumerate(rows, start=2):
+    for lineno, row in enumerate(rows, start=1):
         if None in row or any(row.get(k) is None for k in ("archive", "url", "sha256", "provides")):
-            raise ConfigProblem(f"{path}: row {lineno}: needs the tab-separated columns "
+            raise ConfigProblem(f"{path}: data row {lineno}: needs the tab-separated columns "
                                 "archive, url, sha256, provides, note")
         sha = row["sha256"].strip().lower()
         if sha != "unknown" and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-            raise ConfigProblem(f"{path}: row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
+            raise ConfigProblem(f"{path}: data row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
                                 "64 hex digits nor 'unknown'")
         table[row["archive"]] = {
             "url": row["url"].strip(),
@@ -92,7 +92,7 @@ class Plan:
     """Everything the rules need, resolved and checked from the config before any job starts."""
 
     results: str
-    variants: dict            # name -> {"file": path of the YAML, "hash": variant_hash}
+    variants: dict            # name -> {"file", "hash", "trained_hash"} (see _select_variants)
     scales: list              # evaluated scales
     train_scales: list        # trained scales (adds 2 when x3/x4 start from the x2 weights)
     data_scales: list         # scales every prepared dataset provides
@@ -115,6 +115,9 @@ class Plan:
     def eval_table(self, method: str, scale, benchmark: str) -> str:
         return f"{self.results}/eval/{method}/x{scale}/{benchmark}.csv"
 
+    def trained_variant_file(self, variant: str) -> str:
+        return f"{self.results}/variants/{variant}.yaml"
+
     def complexity_json(self, variant: str, scale) -> str:
         return f"{self.results}/complexity/{variant}/x{scale}.json"
 
@@ -133,8 +136,27 @@ class Plan:
                                 f"({', '.join(self.variants)}) of {config['ablations_dir']}") from None
 
 
+def _preset_model_settings(cfg: dict) -> dict:
+    """The model settings the training preset (plus train.overrides) imposes on every variant.
+
+    Loading the preset here also checks the preset name and the overrides before any job starts.
+    """
+    from msnlan.errors import MsnlanError
+    from msnlan.training.presets import load_preset
+
+    try:
+        preset = load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
+    except MsnlanError as exc:
+        raise ConfigProblem(f"config keys 'train.preset'/'train.overrides' ({config_sources()}): {exc}") from None
+    return dict(preset["settings"].get("model") or {})
+
+
 def _select_variants(cfg: dict) -> dict:
-    """Resolve every selected variant file now, so a bad file stops the run before any job."""
+    """Resolve every selected variant file now, so a bad file stops the run before any job.
+
+    "hash" covers the file's model settings (the rerun trigger of its jobs); "trained_hash" covers
+    the network actually trained: the variant with the preset's model settings applied.
+    """
     folder = Path(cfg["ablations_dir"])
     if not folder.is_dir():
         raise ConfigProblem(f"config key 'ablations_dir': folder {str(folder)!r} does not exist "
@@ -153,6 +175,7 @@ def _select_variants(cfg: dict) -> dict:
                             f"{folder} (available: {', '.join(available) or 'none'})")
     if not wanted:
         raise ConfigProblem(f"config key 'ablations_dir': no *.yaml variant files in {folder}")
+    preset_model = _preset_model_settings(cfg)
     variants = {}
     for name in wanted:
         if name in RESERVED_METHODS:
@@ -161,9 +184,11 @@ def _select_variants(cfg: dict) -> dict:
         path = folder / f"{name}.yaml"
         try:
             resolved = resolve_variant(path)
+            trained = resolve_variant(path, **preset_model)
         except MsnlanError as exc:
             raise ConfigProblem(f"invalid variant file: {exc}") from None
-        variants[name] = {"file": str(path), "hash": variant_hash(resolved)}
+        variants[name] = {"file": str(path), "hash": variant_hash(resolved),
+                          "trained_hash": variant_hash(trained)}
     return variants
 
 
@@ -278,13 +303,15 @@ def init_checkpoint(wildcards) -> list:
     return []
 
 
+def train_override_items(cfg: dict) -> list:
+    """train.overrides as msnlan's `key=value` strings (values as JSON, which YAML reads back)."""
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in cfg["train"]["overrides"].items()]
+
+
 def train_overrides() -> str:
-    """train.overrides as `--set key=value` arguments (values as JSON, which YAML reads back)."""
-    args = []
-    for key, value in config["train"]["overrides"].items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        args += ["--set", shlex.quote(f"{key}={text}")]
-    return " ".join(args)
+    """train.overrides as `--set key=value` arguments of msnlan train."""
+    return " ".join(f"--set {shlex.quote(item)}" for item in train_override_items(config))
 
 
 def eval_options(wildcards) -> str:

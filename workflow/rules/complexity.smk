@@ -1,15 +1,36 @@
 # Complexity of every variant at every scale (msnlan complexity): parameters, MACs at the
 # 720p-output LR size and at 48x48 (fvcore plus handles for the attention), runtime and memory.
-# Independent of training: it measures the architecture the variant file defines.
+#
+# What is measured is the network as trained: the variant with the training preset's model
+# settings (and train.overrides' model.* keys) applied. For the paper preset that is the variant
+# file itself; for the demo preset it is the tiny network whose PSNR the demo report shows.
+
+
+rule trained_variant:
+    """A complete variant file of the trained network (variant + preset model settings)."""
+    output:
+        variant=f"{P.results}/variants/{{variant}}.yaml",
+    params:
+        variant_file=lambda wc: P.variant(wc.variant)["file"],
+        trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
+        preset=config["train"]["preset"],
+        overrides=train_override_items(config),
+    log:
+        f"{P.results}/logs/trained_variant/{{variant}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/trained_variant/{{variant}}.tsv"
+    script:
+        "../scripts/trained_variant.py"
 
 
 rule complexity:
-    """Parameters, MACs, runtime and peak memory of one variant at one scale."""
+    """Parameters, MACs, runtime and peak memory of one trained network at one scale."""
+    input:
+        variant=f"{P.results}/variants/{{variant}}.yaml",
     output:
         report=f"{P.results}/complexity/{{variant}}/x{{scale}}.json",
     params:
-        variant_file=lambda wc: P.variant(wc.variant)["file"],
-        variant_hash=lambda wc: P.variant(wc.variant)["hash"],
+        trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         options=complexity_options(),
     threads: config["complexity"]["threads"]
     resources:
@@ -21,6 +42,6 @@ rule complexity:
     benchmark:
         f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
     shell:
-        "{MSNLAN} complexity --variant {params.variant_file:q} --scale {wildcards.scale} "
+        "{MSNLAN} complexity --variant {input.variant:q} --scale {wildcards.scale} "
         "--out {output.report:q} --device {config[device]} {params.options} "
         "> {log:q} 2>&1"

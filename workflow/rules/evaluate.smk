@@ -39,6 +39,8 @@ rule evaluate:
     """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on one benchmark."""
     input:
         weights=f"{P.results}/runs/{{variant}}/x{{scale}}/final.pt",
+        # the network as trained (variant + preset model settings): what final.pt holds
+        variant=f"{P.results}/variants/{{variant}}.yaml",
         dataset=P.dataset_json("{benchmark}"),
     output:
         **_eval_outputs("{variant}{ensemble}"),
@@ -57,7 +59,7 @@ rule evaluate:
     benchmark:
         f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
     shell:
-        "{MSNLAN} evaluate --method {wildcards.variant} --checkpoint {input.weights:q} "
+        "{MSNLAN} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
         "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
         "{params.options} {params.save} --device {config[device]} > {log:q} 2>&1"
 
