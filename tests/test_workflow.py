@@ -144,9 +144,11 @@ def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
         path.write_text(yaml.safe_dump(data))
         proc = run_snakemake(finished_run, "-n")
         jobs = planned_jobs(proc)
-        assert jobs == {"train": 1, "evaluate": 1, "complexity": 1, "collect": 1, "report": 1, "all": 1}, jobs
+        assert jobs == {"trained_variant": 1, "train": 1, "evaluate": 1, "complexity": 1,
+                        "collect": 1, "report": 1, "all": 1}, jobs
         for out in planned_outputs(proc):
-            assert "/no_msnlab/" in out or "/tables/" in out or "/report/" in out, out
+            assert ("/no_msnlab/" in out or out.endswith("/no_msnlab.yaml")
+                    or "/tables/" in out or "/report/" in out), out
     finally:
         path.write_text(original)
     assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
@@ -203,7 +205,7 @@ def test_self_ensemble_and_init_from_x2_plan(dry_workdir):
     assert jobs["evaluate"] == 3                   # msnlan, msnlan+, no_msnlab at x4
     text = output_of(proc)
     assert "--init-from results/tiny/runs/msnlan/x2/final.pt" in text
-    assert re.search(r"evaluate --method msnlan .*--tile chop --min-pixels 2000 --self-ensemble", text)
+    assert re.search(r"evaluate --method results/tiny/variants/msnlan.yaml .*--tile chop --min-pixels 2000 --self-ensemble", text)
     assert "results/tiny/eval/msnlan+/x4/DemoA.csv" in planned_outputs(proc)
 
 
