@@ -7,9 +7,9 @@ softmax / fold, holding the L x N matrix), skipping the direct form where it wou
 than --max-direct-gb. Each configuration runs in a fresh subprocess.
 
 Peak memory: resident-set high-water mark of that subprocess (Linux /proc/self/status VmHWM,
-reset after the warm-up run through /proc/self/clear_refs where the kernel allows), minus its
-resident set just before the timed runs (module, input and torch already loaded). Python-level
-tracers (tracemalloc) do not see torch's allocations; this does.
+reset through /proc/self/clear_refs where the kernel allows) over all its forward passes, minus
+its resident set just before the first one (module, input and torch already loaded).
+Python-level tracers (tracemalloc) do not see torch's allocations; this does.
 
     .venv/bin/python benchmarks/msnlab.py [--sizes 32 48 64 96 128 256] [--runs N] [--max-direct-gb 8]
 
@@ -51,10 +51,14 @@ def _reset_peak() -> bool:
         return False
 
 
-def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: bool) -> dict:
+def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: bool,
+           threads: int | None = None) -> dict:
     """One configuration in this (fresh) process: times, peak extra memory, optional error check."""
     sys.path.insert(0, str(REPO))
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from msnlan.models.msnlab import MSNLAB, configure_attention
 
@@ -64,10 +68,12 @@ def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: b
     x = torch.randn(1, channels, size, size)
     times = []
     with torch.no_grad():
-        for _ in range(warmup):
-            block(x)
+        # baseline before the first forward: the allocator keeps freed buffers resident, so a
+        # baseline taken after the warm-up would hide the working memory
         reset = _reset_peak()
         base_kb = _status_kb("VmRSS")
+        for _ in range(warmup):
+            block(x)
         for _ in range(runs):
             start = time.perf_counter()
             out = block(x)
@@ -89,6 +95,8 @@ def _run_worker(impl: str, size: int, args) -> dict:
     warmup = 1 if size <= 128 else 0  # a 256 x 256 run takes tens of seconds: no warm-up
     cmd = [sys.executable, __file__, "--worker", impl, "--size", str(size), "--runs", str(runs),
            "--warmup", str(warmup), "--channels", str(args.channels)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     if impl == "direct" and size <= args.check_up_to:
         cmd.append("--check")
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-up-to", type=int, default=64,
                         help="compare the two forms' outputs up to this size")
     parser.add_argument("--json", default=None, help="also write the records to this file")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in the workers (default: torch's default)")
     parser.add_argument("--worker", choices=("fast", "direct"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
@@ -114,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(worker(args.worker, args.size, args.channels, args.runs, args.warmup, args.check)))
+        print(json.dumps(worker(args.worker, args.size, args.channels, args.runs, args.warmup, args.check,
+                                args.threads)))
         return 0
 
     sys.path.insert(0, str(REPO))
@@ -123,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     from msnlan.models.msnlab import direct_attention_bytes
 
     print(f"MSNLAB (C={args.channels}, patch sizes {PATCH_SIZES}), 1 x C x H x W, inference (no_grad)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}")
-    print("time: median of timed runs after one warm-up (none at 256); peak memory: RSS high-water "
-          "(VmHWM) of a fresh subprocess minus its RSS before the timed runs")
+    print("time: median of timed runs after one warm-up (none above 128); peak memory: RSS high-water "
+          "(VmHWM) of a fresh subprocess over its runs minus its RSS before the first run")
     header = f"{'H=W':>5}{'ours ms':>12}{'ours MB':>10}{'direct ms':>12}{'direct MB':>11}{'speedup':>9}{'rel err':>10}"
     print(header)
     print("-" * len(header))
