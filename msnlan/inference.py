@@ -78,6 +78,13 @@ def _check_tiling(tile: Any, min_pixels: int | None, overlap: int, scale: int) -
         raise ConfigError(f"min_pixels must be a positive integer, got {min_pixels!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
         raise ConfigError(f"overlap must be a non-negative integer, got {overlap!r}")
+    # a side of n > 2*overlap px splits into n//2 + overlap; 2*overlap is a fixed point, so quadrants
+    # never get below (2*overlap)^2 px: a smaller threshold would split forever (the authors' code
+    # never terminates there)
+    if min_pixels <= (2 * overlap) ** 2:
+        raise ConfigError(f"min_pixels {min_pixels} is too small for overlap {overlap}: chop quadrants never get "
+                          f"below (2 x {overlap})^2 = {(2 * overlap) ** 2} LR pixels; use a larger min_pixels "
+                          "(the authors use 4000, 3600 at x4)")
     return "chop", int(min_pixels)
 
 

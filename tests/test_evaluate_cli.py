@@ -130,14 +130,15 @@ def test_random_init_variant_with_chop_and_self_ensemble(tmp_path, capsys):
     variant = _tiny_variant(tmp_path)
     out = tmp_path / "eval" / "tiny+" / "x2" / "Tiny.csv"
     rc = main(["evaluate", "--method", str(variant), "--random-init", "--scale", "2", "--dataset", str(src),
-               "--out", str(out), "--tile", "chop", "--min-pixels", "150", "--self-ensemble", "--device", "cpu"])
+               "--out", str(out), "--tile", "chop", "--min-pixels", "170", "--overlap", "4", "--self-ensemble",
+               "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     rows = _rows(out)
     assert [r["image"] for r in rows] == ["a", "b", "g"]
     proto = json.loads(out.with_name("Tiny.protocol.json").read_text())
     assert proto["method"] == "tiny+" and proto["variant"] == "tiny" and proto["random_init"] is True
     assert proto["weights"].startswith("random-init")
-    assert proto["tiling"] == {"mode": "chop", "min_pixels": 150, "overlap": 10}
+    assert proto["tiling"] == {"mode": "chop", "min_pixels": 170, "overlap": 4}
     assert proto["self_ensemble"] is True and proto["checkpoint"] is None
     assert proto["variant_model"]["n_feats"] == 8 and proto["device_type"] == "cpu"
 
@@ -145,7 +146,7 @@ def test_random_init_variant_with_chop_and_self_ensemble(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model(str(variant), 2).eval()
     pair = load_dataset(src, 2).items[2]  # the grayscale one
-    sr = upscale(model, pair.lr, tile="chop", min_pixels=150, self_ensemble=True)
+    sr = upscale(model, pair.lr, tile="chop", min_pixels=170, overlap=4, self_ensemble=True)
     assert sr.ndim == 2
     assert float(rows[2]["psnr"]) == pytest.approx(evaluate_pair(sr, pair.hr, 2)["psnr"], abs=1e-5)
 

@@ -59,14 +59,14 @@ def _lr(h, w, seed=0, gray=False):
     return rng.integers(0, 256, size=(h, w) if gray else (h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("scale,h,w,min_pixels", [(2, 47, 61, 400), (3, 40, 33, 300), (4, 64, 64, 3600),
-                                                  (2, 30, 90, 150)])
-def test_chop_equals_whole_image_for_a_local_model(scale, h, w, min_pixels):
-    model = SmallConvSR(scale).eval()
+@pytest.mark.parametrize("scale,h,w,min_pixels,overlap", [(2, 47, 61, 400, 5), (3, 40, 33, 300, 4),
+                                                          (4, 64, 64, 3600, 10), (2, 30, 90, 150, 3)])
+def test_chop_equals_whole_image_for_a_local_model(scale, h, w, min_pixels, overlap):
+    model = SmallConvSR(scale).eval()  # receptive field radius 2 <= overlap: tiling changes nothing
     x = torch.from_numpy(_lr(h, w)).permute(2, 0, 1)[None].float()
     with torch.inference_mode():
         whole = model(x)
-        tiled = chop_forward(model, x, scale, min_pixels, 10)
+        tiled = chop_forward(model, x, scale, min_pixels, overlap)
     assert tiled.shape == whole.shape == (1, 3, h * scale, w * scale)
     assert torch.max(torch.abs(tiled - whole)).item() < 1e-4
 
@@ -94,9 +94,17 @@ def test_chop_actually_tiles_a_non_local_model():
 
 def test_chop_stops_when_tiles_cannot_shrink():
     rec = Recorder(SmallConvSR(2)).eval()
-    out = upscale(rec, _lr(15, 15), tile="chop", min_pixels=1, overlap=10)
+    out = upscale(rec, _lr(15, 15), tile="chop", min_pixels=401, overlap=10)
     assert out.shape == (30, 30, 3)
-    assert rec.sizes == [(15, 15)]
+    assert rec.sizes == [(15, 15)]  # the quadrants would be the whole image: one pass
+    assert np.array_equal(out, upscale(rec.inner, _lr(15, 15)))
+
+
+def test_chop_refuses_a_threshold_it_can_never_reach():
+    # quadrants never get below (2 * overlap)^2 pixels: the authors' recursion would not end
+    with pytest.raises(ConfigError, match="min_pixels 400 is too small for overlap 10"):
+        upscale(SmallConvSR(2), _lr(50, 50), tile="chop", min_pixels=400, overlap=10)
+    assert upscale(SmallConvSR(2), _lr(30, 30), tile="chop", min_pixels=40, overlap=2).shape == (60, 60, 3)
 
 
 def test_default_min_pixels_follows_the_authors():
@@ -112,7 +120,7 @@ def test_self_ensemble_of_flip_equivariant_model_equals_plain_output():
     plain = upscale(model, lr)
     assert np.array_equal(plain, np.kron(lr, np.ones((3, 3, 1), np.uint8)))
     assert np.array_equal(upscale(model, lr, self_ensemble=True), plain)
-    assert np.array_equal(upscale(model, lr, self_ensemble=True, tile="chop", min_pixels=50), plain)
+    assert np.array_equal(upscale(model, lr, self_ensemble=True, tile="chop", min_pixels=50, overlap=2), plain)
 
 
 def test_self_ensemble_inverts_each_transform():
