@@ -12,7 +12,8 @@
 # Steps: versions and nvidia-smi; CUDA-touching unit tests; training throughput of the paper model
 # (batch 16, 48x48 LR) in fp32 and bf16; MSNLAB forward at a 256x256 feature map (memory-bounded
 # vs direct attention, where the direct form fits); GPU leasing with two concurrent training runs
-# on 2 simulated GPUs (MSNLAN_GPU_COUNT=2) mapped onto the real one.
+# on 2 simulated GPUs (MSNLAN_GPU_COUNT=2) mapped onto the real one; a run killed with SIGKILL
+# and resumed on the GPU (same iterations and lr as an uninterrupted run; weights compared).
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -219,6 +220,73 @@ EOF
     run_step "GPU lease (2 simulated)" 100 bash -c lease_check
 else
     skip_step "GPU lease (2 simulated)" "msnlan/models/network.py or core dependencies missing, or no CUDA"
+fi
+
+# ---------------------------------------------------------------- 7. kill -9 and resume on the device
+if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
+    run_step "SIGKILL + resume on $DEV" 120 "$PY" - "$OUT/resume" "$DEV" <<'EOF'
+# A reference run, and a run killed with SIGKILL mid-way then restarted: the resumed run must
+# finish with the same iterations (no duplicate log rows) and the same lr at every iteration;
+# on CUDA the weights are reported as bitwise equal or not (CPU runs must be bitwise equal).
+import shutil, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+from PIL import Image
+
+root, device = Path(sys.argv[1]), sys.argv[2]
+shutil.rmtree(root, ignore_errors=True)
+rng = np.random.default_rng(0)
+for name, n, size in (("train", 3, 96), ("val", 1, 48)):
+    (root / name / "HR").mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / "HR" / f"im{i}.png")
+iters = 40
+cmd = [sys.executable, "-m", "msnlan", "train", "--variant", "msnlan", "--scale", "2", "--preset", "demo",
+       "--train-data", str(root / "train"), "--val-data", str(root / "val"), "--device", device]
+sets = [f"iterations={iters}", "checkpoint_interval=5", "log_interval=1", "val_interval=20", "milestones=[15,30]"]
+cmd += [a for kv in sets for a in ("--set", kv)]
+
+
+def rows(out):
+    return [line.split(",") for line in (out / "log.csv").read_text().splitlines()[1:]]
+
+
+def run(out, kill_at=None):
+    proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if kill_at is not None:
+        while proc.poll() is None:
+            if (out / "last.pt").is_file() and (out / "log.csv").is_file() and len(rows(out)) >= kill_at:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                print(f"killed at log row {len(rows(out))}", flush=True)
+                return proc.returncode
+            time.sleep(0.002)
+    text = proc.communicate()[0]
+    if proc.returncode:
+        print(text)
+    return proc.returncode
+
+
+t0 = time.time()
+assert run(root / "ref") == 0, "reference run failed"
+print(f"reference run: {time.time() - t0:.1f} s", flush=True)
+rc = run(root / "killed", kill_at=17)
+assert run(root / "killed") == 0, "resumed run failed"
+ref, got = rows(root / "ref"), rows(root / "killed")
+assert [r[0] for r in got] == [str(i) for i in range(1, iters + 1)], "log iterations differ or repeat"
+assert [r[2] for r in got] == [r[2] for r in ref], "lr column differs"
+a = torch.load(root / "ref" / "final.pt", weights_only=True)["model"]
+b = torch.load(root / "killed" / "final.pt", weights_only=True)["model"]
+bitwise = all(torch.equal(a[k], b[k]) for k in a)
+diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+print(f"killed (rc {rc}) and resumed: iterations 1..{iters} once each, lr identical; weights bitwise equal: "
+      f"{bitwise} (max |diff| {diff:.3g}); loss column identical: {[r[1] for r in got] == [r[1] for r in ref]}")
+if device == "cpu" and not bitwise:
+    sys.exit("CPU resume is not bitwise equal")
+EOF
+else
+    skip_step "SIGKILL + resume" "msnlan/models/network.py or core dependencies missing, or no CUDA"
 fi
 
 # ---------------------------------------------------------------- summary
