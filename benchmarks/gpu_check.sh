@@ -224,7 +224,7 @@ fi
 
 # ---------------------------------------------------------------- 7. kill -9 and resume on the device
 if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
-    run_step "SIGKILL + resume on $DEV" 120 "$PY" - "$OUT/resume" "$DEV" <<'EOF'
+    run_step "SIGKILL + resume on $DEV" 120 "$PY" - "$OUT/resume" "$DEV" "${GPU_CHECK_DRY_RUN:-0}" <<'EOF'
 # A reference run, and a run killed with SIGKILL mid-way then restarted: the resumed run must
 # finish with the same iterations (no duplicate log rows) and the same lr at every iteration;
 # on CUDA the weights are reported as bitwise equal or not (CPU runs must be bitwise equal).
@@ -245,6 +245,8 @@ iters = 40
 cmd = [sys.executable, "-m", "msnlan", "train", "--variant", "msnlan", "--scale", "2", "--preset", "demo",
        "--train-data", str(root / "train"), "--val-data", str(root / "val"), "--device", device]
 sets = [f"iterations={iters}", "checkpoint_interval=5", "log_interval=1", "val_interval=20", "milestones=[15,30]"]
+if sys.argv[3] == "1":  # dry run on the CPU: a toy network
+    sets += ["model.n_feats=8", "model.patch_sizes=[3]", "model.reduction=4", "batch_size=2", "patch_size=12"]
 cmd += [a for kv in sets for a in ("--set", kv)]
 
 
