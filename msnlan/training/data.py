@@ -101,7 +101,7 @@ class PatchSampler:
         return {"generator": self.generator.get_state(), "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         self.batches = int(state["batches"])
 
 

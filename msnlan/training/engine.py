@@ -214,7 +214,9 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
     accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
     init_report: dict = {}
     if status == "resume":
-        state = ckpt.load_train_state(run_dir / "last.pt", map_location=dev)
+        # load on the CPU: RNG and sampler states must stay CPU ByteTensors (found on an H100:
+        # map_location=cuda broke resume); load_state_dict moves weights and Adam moments to the device
+        state = ckpt.load_train_state(run_dir / "last.pt", map_location="cpu")
         diffs = config_differences(state["config"], config)
         if diffs:
             raise ckpt.CheckpointError(f"{run_dir / 'last.pt'} belongs to another configuration "
