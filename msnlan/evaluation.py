@@ -12,7 +12,6 @@ import io
 import logging
 import math
 import os
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from .data.datasets import Dataset, load_dataset
 from .data.images import write_image
 from .errors import CheckpointError, ConfigError
 from .inference import inference_protocol, resolve_device, upscale
+from .memory import peak_rss_kib, reset_peak_rss
 from .io_utils import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -45,38 +45,28 @@ class PeakMemory:
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.can_reset_rss = device.type != "cuda" and self._reset_rss()
+        self.can_reset_rss = device.type != "cuda" and reset_peak_rss()
         if device.type == "cuda":
             self.description = ("CUDA torch.cuda.max_memory_allocated per image (tensors only, not the "
                                 "caching allocator's reserve)")
         elif self.can_reset_rss:
-            self.description = ("CPU: process peak RSS (getrusage ru_maxrss) during the image, the high-water "
+            self.description = ("CPU: process peak RSS (VmHWM) during the image, the high-water "
                                 "mark reset before each image via /proc/self/clear_refs; includes the "
                                 "loaded dataset, model and interpreter")
         else:
-            self.description = "CPU: process peak RSS (getrusage ru_maxrss) since process start (cumulative)"
-
-    @staticmethod
-    def _reset_rss() -> bool:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            return True
-        except OSError:
-            return False
+            self.description = "CPU: process peak RSS since process start (cumulative)"
 
     def start(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.can_reset_rss:
-            self._reset_rss()
+            reset_peak_rss()
 
     def peak_mb(self) -> float:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2 ** 20
-        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        return kib * (1 if sys.platform.startswith("linux") else 1 / 1024) / 1024
+        return peak_rss_kib() / 1024
 
 
 # --------------------------------------------------------------------------- methods

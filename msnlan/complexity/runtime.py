@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,27 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, MsnlanError
-
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        match = re.search(rf"^{field}:\s+(\d+)\s+kB", _STATUS.read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_high_water() -> bool:
-    """Reset the RSS high-water mark (Linux >= 4.0); False where not allowed."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
+from ..memory import current_rss_kib, peak_rss_kib, reset_peak_rss
 
 def resolve_device(device: str):
     """'auto' -> cuda if available else cpu; a CUDA request without CUDA is a ConfigError."""
@@ -70,7 +48,7 @@ def measure_here(request: dict) -> dict:
     from ..provenance import device_description
 
     # libraries are loaded: from here on the resident set grows by the model, input and activations
-    base_rss_kb = _status_kb("VmRSS")
+    base_rss_kb = current_rss_kib()
     device = resolve_device(request.get("device", "auto"))
     h, w = request["lr_size"]
     runs, warmup = int(request["runs"]), int(request["warmup"])
@@ -91,7 +69,7 @@ def measure_here(request: dict) -> dict:
     times, peaks = [], []
     can_reset = False
     if not cuda:  # the high-water mark so far (e.g. from importing) must not count as the forward's
-        can_reset = _reset_high_water()
+        can_reset = reset_peak_rss()
     with torch.inference_mode():
         for _ in range(warmup):
             forward()
@@ -99,14 +77,12 @@ def measure_here(request: dict) -> dict:
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
             else:
-                can_reset = _reset_high_water()
+                can_reset = reset_peak_rss()
             times.append(forward())
             if cuda:
                 peaks.append(torch.cuda.max_memory_allocated(device) / 2**20)
             else:
-                hwm = _status_kb("VmHWM") if can_reset else None
-                if hwm is None:  # no reset allowed: the process's lifetime high-water mark
-                    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                hwm = peak_rss_kib()  # without a reset: the process's lifetime high-water mark
                 peaks.append((hwm - (base_rss_kb or 0)) / 1024)
     if cuda:
         method = "torch.cuda.max_memory_allocated (reset before each timed run), max over runs"
