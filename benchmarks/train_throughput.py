@@ -8,15 +8,20 @@ torch.profiler table of the ops that dominate one step.
     python benchmarks/train_throughput.py --device cuda --amp bf16 --configs paper --iterations 30
 
 Patches come from random synthetic images: the step's cost does not depend on the content.
+OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to compare): spinning OpenMP threads
+stall the many short ops of a training step when other processes share the cores.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
 import numpy as np
 import torch
@@ -130,7 +135,8 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda" and not args.deterministic
     if args.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
     results = [measure(c.strip(), args, device) for c in args.configs.split(",") if c.strip()]
     if args.json:

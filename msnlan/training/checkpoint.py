@@ -24,12 +24,6 @@ WEIGHTS_FORMAT = "msnlan-weights"
 FORMAT_VERSION = 1
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     """torch.save through a temp file beside `path`, flushed to disk before the rename."""
     with atomic_path(path) as tmp:
@@ -37,8 +31,6 @@ def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        # the temp file is created 0600; give the checkpoint ordinary file permissions
-        os.chmod(tmp, 0o666 & ~_umask())
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
