@@ -85,6 +85,8 @@ def measure(config: str, args, device: torch.device) -> dict:
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt)
+        elif i == warmup - 1:  # a first figure even if a time limit cuts the timed steps short
+            print(f"{config}: warm-up done, last warm-up step {dt:.4f} s", flush=True)
     median = statistics.median(times)
     result = {
         "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
