@@ -6,9 +6,14 @@ Each module in msnlan/commands defines `register(subparsers)`, adding its parser
 from __future__ import annotations
 
 import argparse
+import os
 import pkgutil
 import sys
 from importlib import import_module
+
+# Before torch loads: spinning OpenMP threads stall the MSNLAB's many short operations whenever
+# other jobs share the cores (Snakemake runs several); measured up to 10x slower. Users may override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import __version__
 from .errors import MsnlanError
