@@ -36,24 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 PATCH_SIZES = (3, 5, 7)
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not permitted."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: bool,
            threads: int | None = None) -> dict:
     """One configuration in this (fresh) process: times, peak extra memory, optional error check."""
@@ -63,6 +45,7 @@ def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: b
     if threads:
         torch.set_num_threads(threads)
 
+    from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss
     from msnlan.models.msnlab import MSNLAB, configure_attention
 
     torch.manual_seed(0)
@@ -73,15 +56,15 @@ def worker(impl: str, size: int, channels: int, runs: int, warmup: int, check: b
     with torch.no_grad():
         # baseline before the first forward: the allocator keeps freed buffers resident, so a
         # baseline taken after the warm-up would hide the working memory
-        reset = _reset_peak()
-        base_kb = _status_kb("VmRSS")
+        reset = reset_peak_rss()
+        base_kb = current_rss_kib()
         for _ in range(warmup):
             block(x)
         for _ in range(runs):
             start = time.perf_counter()
             out = block(x)
             times.append(time.perf_counter() - start)
-        peak_kb = _status_kb("VmHWM")
+        peak_kb = peak_rss_kib()
         result = {"impl": impl, "size": size, "runs": runs, "median_s": statistics.median(times),
                   "min_s": min(times), "peak_extra_mb": (peak_kb - base_kb) / 1024,
                   "hwm_reset": reset, "threads": torch.get_num_threads()}
