@@ -31,3 +31,16 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch single-threaded: tiny tensors gain nothing from intra-op threads, and on a loaded
+    2-core machine every parallel region can stall on a descheduled thread (measured 1.7 s instead
+    of 17 ms for one tiny forward). Results do not depend on it (tolerances cover reduction order)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

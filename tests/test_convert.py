@@ -23,13 +23,7 @@ C = 64
 RGB_MEAN = torch.tensor([0.4025, 0.4482, 0.4264])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: threads only add stalls on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- the authors' layout

@@ -10,15 +10,7 @@ from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MAX_HALO_OVERHEAD, MSN
                                   direct_patch_attention, patch_attention, plan_chunks)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine every
-    parallel region can stall on a descheduled thread (measured: 1.7 s instead of 17 ms for
-    one tiny forward). Results do not depend on it (tolerances cover reduction order)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- references (from the spec)
