@@ -130,6 +130,17 @@ def test_end_to_end_rows_and_report(finished_run):
 
 
 @pytest.mark.slow
+def test_snakemake_report_bundle(finished_run):
+    import zipfile
+
+    proc = run_snakemake(finished_run, "--report", "report.zip")
+    assert proc.returncode == 0, output_of(proc)
+    names = zipfile.ZipFile(finished_run / "report.zip").namelist()
+    for item in ("index.html", "summary.csv", "per_image.csv"):
+        assert any(n.endswith("/" + item) for n in names), names
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(finished_run):
     assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
 
