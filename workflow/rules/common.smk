@@ -178,10 +178,10 @@ def _select_variants(cfg: dict) -> dict:
     preset_model = _preset_model_settings(cfg)
     variants = {}
     for name in wanted:
-        if name in RESERVED_METHODS:
-            raise ConfigProblem(f"{folder / (name + '.yaml')}: the name {name!r} is reserved for the "
-                                "baseline method; rename the file")
         path = folder / f"{name}.yaml"
+        if name in RESERVED_METHODS:
+            raise ConfigProblem(f"{path}: the name {name!r} is reserved for the baseline method; "
+                                "rename the file")
         try:
             resolved = resolve_variant(path)
             trained = resolve_variant(path, **preset_model)
@@ -214,7 +214,7 @@ def _check_data(plan: Plan, cfg: dict, keys: dict) -> None:
         row = plan.archives.get(archive)
         head = (f"config key {keys[name]}: data folder {src!r} does not exist "
                 f"(full path {os.path.abspath(src)}; config: {config_sources()}).")
-        if row is None or not row["url"].startswith(("http://", "https://", "ftp://", "file://")):
+        if row is None or row["url"].split("://")[0] not in ("http", "https", "ftp", "file"):
             note = row["note"] if row else ""
             raise ConfigProblem(
                 f"{head} Put the dataset there (any layout `msnlan prepare` accepts: a folder of HR "
@@ -342,6 +342,36 @@ def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
     return "--save-images " + shlex.quote(f"{P.results}/images/{method}/x{wildcards.scale}/{wildcards.benchmark}")
+
+
+def archive_row(wildcards) -> dict:
+    """The checksums-table row of the archive a download/unpack job handles."""
+    try:
+        return P.archives[wildcards.archive]
+    except KeyError:
+        raise WorkflowError(f"archive {wildcards.archive!r} is not listed in "
+                            f"{config['downloads']['checksums']}") from None
+
+
+def eval_outputs(method: str) -> dict:
+    """Named outputs of an evaluation job; the SR images folder only when they are saved."""
+    stem = f"{P.results}/eval/{method}/x{{scale}}/{{benchmark}}"
+    out = {"table": f"{stem}.csv", "protocol": f"{stem}.protocol.json"}
+    if config["evaluate"]["save_images"]:
+        out["images"] = directory(f"{P.results}/images/{method}/x{{scale}}/{{benchmark}}")
+    return out
+
+
+def folder_of(name: str, levels: int = 1):
+    """A params function: the folder `levels` up from the named input or output file."""
+    def get(wildcards, input, output):
+        files = dict(input.items()) | dict(output.items())
+        path = files[name]
+        for _ in range(levels):
+            path = os.path.dirname(path)
+        return path
+
+    return get
 
 
 def all_evaluations() -> list:

@@ -14,14 +14,6 @@ rule demo_data:
         "{MSNLAN} demo-data --out {output.sets:q} > {log:q} 2>&1"
 
 
-def archive_row(wildcards) -> dict:
-    try:
-        return P.archives[wildcards.archive]
-    except KeyError:
-        raise WorkflowError(f"archive {wildcards.archive!r} is not listed in "
-                            f"{config['downloads']['checksums']}") from None
-
-
 rule download_archive:
     """Fetch one archive of the checksums table; refuse it unless its sha256 matches the recorded
     sum, or no sum is recorded and allow_unverified_downloads is set (the sum is then written)."""
@@ -50,7 +42,7 @@ rule unpack_archive:
     output:
         done=f"{P.downloads_dir}/.unpacked/{{archive}}.done",
     params:
-        into=P.downloads_dir,
+        into=folder_of("archive", levels=2),
         provides=lambda wc: archive_row(wc)["provides"],
     log:
         f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
@@ -68,7 +60,7 @@ rule prepare:
         dataset=f"{P.results}/data/{{dataset}}/dataset.json",
     params:
         source=lambda wc: dataset_source_path(wc.dataset),
-        out=lambda wc: f"{P.results}/data/{wc.dataset}",
+        out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",
     log:

@@ -3,23 +3,14 @@
 # bicubic baseline (no training). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
 
 
-def _eval_outputs(method: str) -> dict:
-    """Named outputs of an evaluation job; the SR images folder only when they are saved."""
-    stem = f"{P.results}/eval/{method}/x{{scale}}/{{benchmark}}"
-    out = {"table": f"{stem}.csv", "protocol": f"{stem}.protocol.json"}
-    if config["evaluate"]["save_images"]:
-        out["images"] = directory(f"{P.results}/images/{method}/x{{scale}}/{{benchmark}}")
-    return out
-
-
 rule evaluate_bicubic:
     """The bicubic baseline: MATLAB-exact imresize upscaling of the LR images."""
     input:
         dataset=P.dataset_json("{benchmark}"),
     output:
-        **_eval_outputs("bicubic"),
+        **eval_outputs("bicubic"),
     params:
-        dataset=lambda wc: f"{P.results}/data/{wc.benchmark}",
+        dataset=folder_of("dataset"),
         options=eval_options,
         save=lambda wc: save_images_option("bicubic", wc),
     threads: 1
@@ -43,10 +34,10 @@ rule evaluate:
         variant=f"{P.results}/variants/{{variant}}.yaml",
         dataset=P.dataset_json("{benchmark}"),
     output:
-        **_eval_outputs("{variant}{ensemble}"),
+        **eval_outputs("{variant}{ensemble}"),
     params:
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
-        dataset=lambda wc: f"{P.results}/data/{wc.benchmark}",
+        dataset=folder_of("dataset"),
         options=eval_options,
         save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
     threads: config["evaluate"]["threads"]

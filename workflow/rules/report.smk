@@ -42,7 +42,7 @@ rule collect:
             labels={"table": "per image"},
         ),
     params:
-        results=P.results,
+        results=folder_of("summary", levels=2),
     log:
         f"{P.results}/logs/collect.log",
     benchmark:
@@ -65,7 +65,7 @@ rule report:
             labels={"page": "MSNLAN report"},
         ),
     params:
-        results=P.results,
+        results=folder_of("html", levels=2),
     log:
         f"{P.results}/logs/report.log",
     benchmark:

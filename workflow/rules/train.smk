@@ -7,6 +7,8 @@
 # The YAML file is deliberately not an input: touching it, or editing its description, must not
 # retrain. final.pt is protected (read-only): after a change that needs retraining, Snakemake stops
 # with "Write-protected output files" until you remove the old run folder (see config/README.md).
+# The device is read from the config in the shell command, not passed as a param: moving a
+# finished workflow to another device must not retrain (a changed param would).
 
 
 rule train:
@@ -23,9 +25,9 @@ rule train:
         preset=config["train"]["preset"],
         overrides=train_overrides(),
         init=lambda wc, input: " ".join(f"--init-from {shlex.quote(p)}" for p in input.init),
-        run_dir=lambda wc: f"{P.results}/runs/{wc.variant}/x{wc.scale}",
-        train_dir=f"{P.results}/data/{P.train_set}",
-        val_dir=f"{P.results}/data/{P.val_set}",
+        run_dir=folder_of("weights"),
+        train_dir=folder_of("train_data"),
+        val_dir=folder_of("val_data"),
     threads: config["train"]["threads"]
     resources:
         gpu=1,
