@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import io
 import logging
 import math
@@ -20,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from .data.datasets import Dataset, load_dataset
+from .data.datasets import Dataset, file_sha256, load_dataset
 from .data.images import write_image
 from .errors import CheckpointError, ConfigError
 from .inference import inference_protocol, resolve_device, upscale
@@ -85,13 +84,6 @@ class Method:
     checkpoint_info: dict | None = None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _read_checkpoint(path: Path) -> tuple[dict, dict | None, int | None, dict]:
     """(state_dict, resolved variant or None, scale or None, extra info) from final.pt or a plain state_dict."""
@@ -152,7 +144,7 @@ def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None
         raise CheckpointError(f"checkpoint {path}: weights do not fit variant {resolved['name']!r} at "
                               f"x{scale}: {str(exc)[:600]}") from None
     return Method(resolved["name"], model.to(device or "cpu").eval(), resolved, "checkpoint", str(path),
-                  _sha256(path), info)
+                  file_sha256(path), info)
 
 
 # --------------------------------------------------------------------------- evaluation
