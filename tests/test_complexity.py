@@ -125,8 +125,8 @@ def test_uncounted_ops_listed_with_estimates():
 
 # --- the MSNLAB formula -----------------------------------------------------------------------
 
-#: per-branch chunk budgets that split a 12 x 10 map into 6 query tiles each (halos recomputed)
-SMALL_BUDGETS = {3: 5000, 5: 11000, 7: 18000}
+#: per-branch chunk budgets that split a 12 x 10 map into query tiles (their rings recomputed)
+SMALL_BUDGETS = {3: 14000, 5: 40000, 7: 90000}
 
 
 @pytest.mark.parametrize("patch_sizes, budget", [([3, 5, 7], None), ([3], None), ([3, 5, 7], SMALL_BUDGETS)])
@@ -143,7 +143,7 @@ def test_formula_matches_traced_msnlab(patch_sizes, budget):
     for form in ("fast", "direct"):
         expected = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, chunk_elements=budget)
         on_meta = msnlab_macs(h, w, c, patch_sizes, reduction=4, form=form, chunk_elements=budget,
-                              device_type="meta")  # off the CPU the fast form tiles differently
+                              device_type="meta")
         switch = direct_form(block) if form == "direct" else contextlib.nullcontext(True)
         with switch as switched:
             assert switched
@@ -152,7 +152,9 @@ def test_formula_matches_traced_msnlab(patch_sizes, budget):
         assert counts == (expected.total, expected.total, on_meta.total), form
     if budget is not None:
         tiled = msnlab_macs(h, w, c, patch_sizes, chunk_elements=budget)
-        assert all(f > 1 for f in tiled.halo_factors.values()) and all(t > 1 for t in tiled.tiles.values())
+        whole = msnlab_macs(h, w, c, patch_sizes, chunk_elements=UNTILED)
+        assert all(t > 1 for t in tiled.tiles.values())
+        assert all(tiled.halo_factors[k] > whole.halo_factors[k] for k in tiled.halo_factors)
 
 
 def test_direct_form_is_k2_times_the_fast_attention():
@@ -160,9 +162,12 @@ def test_direct_form_is_k2_times_the_fast_attention():
     direct = msnlab_macs(20, 30, 64, [3, 5, 7], form="direct")
     assert fast.convs == direct.convs
     for k in (3, 5, 7):
-        assert fast.halo_factors[f"k{k}"] == 1
-        for product in ("scores", "aggregation"):
-            assert direct.attention_parts[f"k{k}"][product] == k * k * fast.attention_parts[f"k{k}"][product]
+        # untiled, the fast form's scores cover the image plus its k//2 zero ring, keys likewise
+        p = k // 2
+        assert fast.halo_factors[f"k{k}"] == round((20 + 2 * p) * (30 + 2 * p) / 600, 4)
+        parts_fast, parts_direct = fast.attention_parts[f"k{k}"], direct.attention_parts[f"k{k}"]
+        assert parts_direct["aggregation"] == k * k * parts_fast["aggregation"]
+        assert k * k / 3 < parts_direct["scores"] / parts_fast["scores"] < k * k
     # the spec's scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
     # tiled with the default budget, halos are recomputed (the as-executed figure is larger)
     h, w = lr_size_720p(2)

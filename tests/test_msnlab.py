@@ -1,12 +1,16 @@
-"""The MSNLAB's attention: fast (band-sum, tiled) and direct forms against the tests' own references."""
+"""The MSNLAB's attention: fast (diagonal-sum, tiled) and direct forms against the tests' own references."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MAX_HALO_OVERHEAD, MSNLAB, NonLocalBranch, configure_attention,
+from msnlan.models import attention
+from msnlan.models.attention import POOL, SCORE_FLOOR, resolve_attention_form, tile_elements
+from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MSNLAB, NonLocalBranch, attention_forms, configure_attention,
                                   direct_patch_attention, patch_attention, plan_chunks)
 
 
@@ -111,21 +115,28 @@ def test_zero_keys_use_the_norm_clamp():
     assert rel_err(out, reference_attention(q, e, v, 3)) < 1e-10
 
 
-@pytest.mark.parametrize("batch,height,width,k,budget", [
-    (2, 9, 13, 7, 2000), (2, 9, 13, 7, 9000), (1, 16, 11, 5, 300), (1, 16, 11, 5, 5000), (2, 12, 12, 3, 2000),
-    (2, 4, 5, 7, 1), (1, 5, 3, 3, 1),  # 1 element: the 1 x 1 tile floor
+def whole_image_elements(batch, height, width, k):
+    """The fast form's largest buffer for whole images (its planning unit)."""
+    p = k // 2
+    keys_padded = (height + 4 * p - 2) * (width + 4 * p - 2)
+    return tile_elements(batch, height, width, height, width, keys_padded, k), keys_padded
+
+
+@pytest.mark.parametrize("batch,height,width,k,fraction", [
+    (1, 30, 25, 5, 3), (2, 17, 23, 7, 2), (1, 20, 20, 3, 8), (2, 12, 12, 3, 10**9),  # 10**9: the 1 x 1 floor
 ])
-def test_chunked_by_tiny_budget_equals_reference(batch, height, width, k, budget):
+def test_tiled_equals_reference(batch, height, width, k, fraction):
     q, e, v = random_qev(batch, height, width, k)
-    n_keys = e.shape[2] * e.shape[3]
-    group, tile_h, tile_w = plan_chunks(batch, height, width, n_keys, k, budget)
-    assert (tile_h, tile_w) != (height, width), "the budget should force tiling"
+    whole, keys_padded = whole_image_elements(1, height, width, k)
+    budget = max(1, whole // fraction)
+    group, tile_h, tile_w = plan_chunks(batch, height, width, keys_padded, k, budget)
+    assert (group, tile_h, tile_w) != (batch, height, width), "the budget should force tiling"
     out = patch_attention(q, e, v, k, max_chunk_elements=budget)
     assert rel_err(out, reference_attention(q, e, v, k)) < 1e-10
 
 
 class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any operator returns."""
+    """Records the largest tensor any operator returns (views, which hold no memory, aside)."""
 
     def __init__(self):
         super().__init__()
@@ -134,59 +145,167 @@ class _LargestTensor(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
+            if isinstance(t, torch.Tensor) and not getattr(func, "is_view", False):
                 self.largest = max(self.largest, t.numel())
         return out
 
 
 @pytest.mark.parametrize("track_grad", [False, True])
 def test_never_holds_the_whole_score_matrix(track_grad):
-    q, e, v = random_qev(1, 14, 12, 5, dtype=torch.float32)
-    n_queries, n_keys = 14 * 12, e.shape[2] * e.shape[3]
+    """Forward and backward: no tensor beyond the budget, which is a quarter of N x L."""
+    POOL.clear()  # pooled buffers from earlier tests would hide the allocations
+    q, e, v = random_qev(1, 30, 26, 5, dtype=torch.float32)
+    n_queries, n_keys = 30 * 26, e.shape[2] * e.shape[3]
     budget = n_queries * n_keys // 4
     for t in (q, e, v):
         t.requires_grad_(track_grad)
     with torch.set_grad_enabled(track_grad), _LargestTensor() as mode:
         out = patch_attention(q, e, v, 5, max_chunk_elements=budget)
+        if track_grad:
+            out.sum().backward()
     assert mode.largest <= budget < n_queries * n_keys
     assert rel_err(out.detach().double(),
                    reference_attention(q.detach().double(), e.detach().double(), v.detach().double(), 5)) < 1e-4
 
 
-def test_default_plan_bounds_large_inputs():
-    """At 256 x 256 (the direct form would need a 17 GB matrix) every tile fits the default
-    budget, and the halo (work done twice) stays within MAX_HALO_OVERHEAD."""
+def test_plan_whole_images_first_then_bounded_tiles():
+    # whole images, as many per group as fit
+    whole, keys_padded = whole_image_elements(1, 12, 12, 3)
+    assert plan_chunks(16, 12, 12, keys_padded, 3, DEFAULT_CHUNK_ELEMENTS) == (16, 12, 12)
+    assert plan_chunks(16, 12, 12, keys_padded, 3, 3 * whole) == (3, 12, 12)
+    # at 256 x 256 (the direct form would need a 17 GB matrix) tiles fit the default budget
     for k in (3, 5, 7):
-        p = k // 2
-        n_keys = (256 + 2 * p - 2) ** 2
-        group, tile_h, tile_w = plan_chunks(1, 256, 256, n_keys, k, DEFAULT_CHUNK_ELEMENTS)
-        window = min(256, tile_h + 2 * p) * min(256, tile_w + 2 * p)
-        assert group == 1 and window * n_keys <= DEFAULT_CHUNK_ELEMENTS
-        rows = [min(256, r + tile_h + p) - max(0, r - p) for r in range(0, 256, tile_h)]
-        cols = [min(256, c + tile_w + p) - max(0, c - p) for c in range(0, 256, tile_w)]
-        assert sum(rows) * sum(cols) <= MAX_HALO_OVERHEAD * 256 * 256
+        whole, keys_padded = whole_image_elements(1, 256, 256, k)
+        group, tile_h, tile_w = plan_chunks(1, 256, 256, keys_padded, k, DEFAULT_CHUNK_ELEMENTS)
+        assert group == 1 and (tile_h, tile_w) != (256, 256)
+        assert tile_elements(1, 256, 256, tile_h, tile_w, keys_padded, k) <= DEFAULT_CHUNK_ELEMENTS
 
 
-def test_small_batches_run_in_one_chunk():
-    assert plan_chunks(16, 12, 12, 144, 3, DEFAULT_CHUNK_ELEMENTS) == (16, 12, 12)
+GRAD_CASES = [  # batch, height, width, patch size, budget (None: whole images)
+    (2, 5, 6, 5, None), (3, 7, 4, 7, None), (2, 6, 6, 3, None), (1, 9, 8, 3, None),
+    (2, 5, 6, 5, "tiled"), (1, 13, 11, 7, "tiled"), (2, 9, 8, 3, "tiled"),
+]
 
 
-@pytest.mark.parametrize("budget", [None, 150])
-def test_gradients_equal_reference(budget):
-    q, e, v = random_qev(2, 5, 6, 5)
+@pytest.mark.parametrize("save", [True, False], ids=["saved", "recomputed"])
+@pytest.mark.parametrize("batch,height,width,k,budget", GRAD_CASES)
+def test_gradients_equal_direct_form(batch, height, width, k, budget, save, monkeypatch):
+    """The written-out backward pass against autograd through the direct form (float64), with
+    the scores kept for the backward pass and recomputed, whole images and tiles."""
+    if not save:
+        monkeypatch.setattr(attention, "MAX_SAVED_ELEMENTS", 0)
+    if budget == "tiled":
+        budget = whole_image_elements(1, height, width, k)[0] // 3
+    q, e, v = random_qev(batch, height, width, k, seed=batch + height + k)
     ours = [t.clone().requires_grad_() for t in (q, e, v)]
     theirs = [t.clone().requires_grad_() for t in (q, e, v)]
-    weight = torch.randn(2, 6, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    (patch_attention(*ours, 5, max_chunk_elements=budget) * weight).sum().backward()
-    (reference_attention(*theirs, 5) * weight).sum().backward()
+    weight = torch.randn(batch, 6, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (patch_attention(*ours, k, max_chunk_elements=budget) * weight).sum().backward()
+    (direct_patch_attention(*theirs, k) * weight).sum().backward()
     for a, b in zip(ours, theirs):
         assert rel_err(a.grad, b.grad) < 1e-10
 
 
-def test_gradcheck_tiny():
-    q, e, v = random_qev(1, 3, 2, 3, c_key=2, c_val=2)
+@pytest.mark.parametrize("budget", [None, 20])
+def test_gradcheck_tiny(budget):
+    q, e, v = random_qev(2, 3, 2, 3, c_key=2, c_val=2)
     inputs = tuple(t.requires_grad_() for t in (q, e, v))
-    assert torch.autograd.gradcheck(lambda a, b, c: patch_attention(a, b, c, 3, max_chunk_elements=20), inputs)
+    assert torch.autograd.gradcheck(lambda a, b, c: patch_attention(a, b, c, 3, max_chunk_elements=budget), inputs)
+
+
+def test_second_backward_recomputes():
+    """retain_graph: the buffers kept for the first backward pass are released; a second pass
+    recomputes and gives the same gradients."""
+    q, e, v = (t.requires_grad_() for t in random_qev(1, 5, 5, 3))
+    out = patch_attention(q, e, v, 3)
+    first = torch.autograd.grad(out.sum(), (q, e, v), retain_graph=True)
+    second = torch.autograd.grad(out.sum(), (q, e, v))
+    for a, b in zip(first, second):
+        assert rel_err(a, b) < 1e-12
+
+
+def test_score_floor_error_bound():
+    """Logits more than SCORE_FLOOR below their row's maximum are raised to it. Each row's
+    weights then move by at most 2 L e^-SCORE_FLOOR in total variation, and an output pixel
+    gathers k^2 rows: |y_floor - y| <= 2 k^2 L e^-SCORE_FLOOR max|v|. Checked against the
+    unfloored reference on inputs where most logits are floored."""
+    k = 5
+    q, e, v = random_qev(2, 9, 8, k)
+    q = q * 40.0  # logits spread over thousands: most are below max - 30
+    n_keys = e.shape[2] * e.shape[3]
+    bound = 2 * k * k * n_keys * math.exp(-SCORE_FLOOR) * v.abs().max().item()
+    ref = reference_attention(q, e, v, k)  # plain softmax, float64
+    # the floor is active: many logits sit below max - 30
+    keys = F.unfold(e, k, padding=k // 2)
+    keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-4)
+    logits = 10.0 * torch.bmm(keys.transpose(1, 2), F.unfold(q, k, padding=k // 2))
+    assert (logits < logits.amax(1, keepdim=True) - SCORE_FLOOR).float().mean() > 0.5
+    for out in (patch_attention(q, e, v, k), direct_patch_attention(q, e, v, k)):
+        assert (out - ref).abs().max().item() <= bound
+
+
+class _SubnormalWatch(TorchDispatchMode):
+    """Counts subnormal values (0 < |x| < float32's smallest normal) in every operator's output
+    (uninitialised allocations and views of them aside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if (isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.numel()
+                    and "empty" not in str(func) and not getattr(func, "is_view", False)):
+                tiny = torch.finfo(torch.float32).tiny
+                n = int(((t != 0) & (t.abs() < tiny)).sum())
+                if n:
+                    self.found.append((str(func), n))
+        return out
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_no_subnormal_values_forward_or_backward(scale):
+    """Large activations (input scale 100, as in a randomly initialised network) make nearly all
+    softmax weights underflow into float32's subnormal range without the floor; with it, no
+    operator of the forward or backward pass produces a subnormal value."""
+    q, e, v = random_qev(2, 12, 10, 7, dtype=torch.float32, seed=3)
+    q, e, v = (t.mul(scale).requires_grad_() for t in (q, e, v))
+    with _SubnormalWatch() as watch:
+        out = patch_attention(q, e, v, 7)
+        (out * 1e-3).sum().backward()
+    assert watch.found == []
+
+
+def test_autocast_runs_in_float32():
+    q, e, v = (t.requires_grad_() for t in random_qev(1, 6, 5, 3, dtype=torch.float32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = patch_attention(q, e, v, 3)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert rel_err(out.detach().double(), reference_attention(*(t.detach().double() for t in (q, e, v)), 3)) < 1e-5
+
+
+def test_pooled_buffers_keep_their_zero_border():
+    """Buffers come back from the pool between calls of different layouts; each result stays exact."""
+    cases = [(1, 9, 7, 5), (2, 4, 6, 3), (1, 9, 7, 5), (1, 6, 9, 7), (2, 4, 6, 3)]
+    for batch, height, width, k in cases:
+        q, e, v = random_qev(batch, height, width, k, seed=height)
+        with torch.no_grad():
+            assert rel_err(patch_attention(q, e, v, k), reference_attention(q, e, v, k)) < 1e-10
+
+
+def test_auto_resolves_by_device():
+    assert resolve_attention_form("auto", "cpu") == "fast"
+    assert resolve_attention_form("direct", "cpu") == "direct"
+    with pytest.raises(ValueError, match="attention mode"):
+        resolve_attention_form("flash", "cpu")
+    block = MSNLAB(8, (3, 5), reduction=4)
+    assert {b.attention_mode for b in block.branches} == {"auto"}
+    assert attention_forms(block, "cpu") == ["fast"]
+    configure_attention(block, "direct")
+    assert attention_forms(block, torch.device("cpu")) == ["direct"]
+    assert attention_forms(torch.nn.Conv2d(1, 1, 1), "cpu") == []
 
 
 def test_bad_inputs_are_rejected():

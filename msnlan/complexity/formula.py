@@ -11,22 +11,22 @@ product. For one image of H x W pixels, C channels and a branch with patch size 
 * direct form (unfold -> normalise -> bmm/softmax -> bmm -> fold): the scores are an
   (N x Cq*k^2) by (Cq*k^2 x L) product, the aggregation a (C*k^2 x L) by (L x N) product:
   N*L*k^2*(Cq + C) MACs.
-* fast form (msnlan.models.msnlab.patch_attention): a patch score is a sum over the k^2 patch
-  offsets of pixel scores, so a (queries x Cq) by (Cq x L) pixel-score product plus diagonal band
-  sums (additions) replaces the first product, and a (C x L) by (L x queries) product with the
-  band-summed softmax replaces the second: k^2 fewer MACs. Large images are processed in query
-  tiles (msnlan.models.msnlab.plan_chunks); a tile's pixel scores and its aggregation cover the
-  tile plus a k//2-pixel halo, so as executed the two products cost
-  (sum of halo-inclusive tile areas) * L * (Cq + C); with one tile that is N*L*(Cq + C).
+* fast form (msnlan.models.attention.patch_attention): a patch score is a sum over the k^2 patch
+  offsets of pixel scores, so a pixel-score product of the k//2-padded query window (a tile plus
+  a k//2 ring, zero beyond the image) with the k//2-padded keys, plus diagonal sums (additions),
+  replaces the first product: (window area) * Lp * Cq MACs, Lp = (Hs + k - 1)(Ws + k - 1). A
+  (C x L) by (L x output window) product with the diagonal-summed softmax replaces the second:
+  (output window area) * L * C, the output window being the tile plus the k//2 ring clipped to
+  the image (the whole image for an untiled image). Tiles follow the implementation's plan
+  (msnlan.models.attention.plan_tiles): whole images where they fit the buffer budget.
   The key-patch norms are a k x k all-ones convolution of the channel energy: k^2*L MACs.
-  Band sums, softmax and the norms' square roots are additions or elementwise work, not MACs
-  (reported separately as element counts).
+  Diagonal sums, softmax and the norms' square roots are additions or elementwise work, not
+  MACs (reported separately as element counts).
 * the block: the branches, then a 1x1 fusion conv (n_branches*C -> C over N) and channel
   attention (two 1x1 convs on a 1x1 map after average pooling).
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 
@@ -85,76 +85,51 @@ def branch_conv_macs(b: BranchShape) -> dict:
     return {"enlarge": 9 * c * c * l, "query": c * cq * n, "key": c * cq * l, "value": c * c * l}
 
 
-def _axis_window_sum(size: int, tile: int, p: int) -> int:
-    """Sum over the tiles along one axis of the tile's length plus its p-pixel halo (clipped)."""
-    return sum(min(size, start + tile + p) - max(0, start - p) for start in range(0, size, tile))
-
-
-#: chunk budget meaning "the whole image as one query tile" (the fast form without halo work)
+#: chunk budget meaning "whole images, one per group" (the fast form without tiling)
 UNTILED = "untiled"
 
 
-def tiling(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> tuple[int, int, int]:
-    """(images per group, tile height, tile width) of the fast form for these shapes.
+def fast_tiles(b: BranchShape, batch: int = 1, budget=None) -> list:
+    """The tiles the fast form runs for the batch (msnlan.models.attention.plan_tiles)."""
+    from ..models.attention import plan_tiles
 
-    Asks msnlan.models.msnlab.plan_chunks, so the count follows the implementation's tiling,
-    which depends on the device type (on CPU it prefers cache-sized tiles).
-    """
-    if budget == UNTILED:
-        return 1, b.height, b.width
-    from ..models.msnlab import DEFAULT_CHUNK_ELEMENTS, plan_chunks
-
-    budget = DEFAULT_CHUNK_ELEMENTS if budget is None else budget
-    args = (batch, b.height, b.width, b.n_keys, b.k, budget)
-    if "cache_tiles" in inspect.signature(plan_chunks).parameters:
-        return plan_chunks(*args, cache_tiles=device_type == "cpu")
-    return plan_chunks(*args)
+    hs, ws = b.key_size
+    budget = 2 ** 62 if budget == UNTILED else budget  # whole images, however large
+    return plan_tiles(batch, b.match_channels, b.height, b.width, b.channels, hs, ws, b.k, budget)[1]
 
 
-def n_tiles(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> int:
-    """How many query tiles (loop iterations) the fast form runs for the batch."""
-    group, tile_h, tile_w = tiling(b, batch, budget, device_type)
-    if (tile_h, tile_w) == (b.height, b.width):
-        return -(-batch // group)
-    return batch * -(-b.height // tile_h) * -(-b.width // tile_w)
+def score_windows(b: BranchShape, batch: int = 1, budget=None) -> int:
+    """Query positions (padded ring included) the fast form computes pixel scores for, whole batch."""
+    return sum(t.nb * t.hh * t.hw for t in fast_tiles(b, batch, budget))
 
 
-def query_windows(b: BranchShape, batch: int = 1, budget=None, device_type: str = "cpu") -> int:
-    """Query positions (halos included) the fast form computes pixel scores for, whole batch.
-
-    Mirrors patch_attention's loop: whole images where a tile is the image, else tiles whose
-    p-pixel halo windows (clipped at the border) overlap.
-    """
-    _, tile_h, tile_w = tiling(b, batch, budget, device_type)
-    if (tile_h, tile_w) == (b.height, b.width):
-        return batch * b.n_queries
-    p = b.k // 2
-    return batch * _axis_window_sum(b.height, tile_h, p) * _axis_window_sum(b.width, tile_w, p)
-
-
-def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None,
-                          device_type: str = "cpu") -> dict:
+def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
     """MACs of one branch's attention for a batch: {'scores', 'aggregation'[, 'key_norms']}."""
     n, l, k2 = batch * b.n_queries, b.n_keys, b.k * b.k
     if form == "direct":
         return {"scores": n * l * b.match_channels * k2, "aggregation": n * l * b.channels * k2}
     if form == "fast":
-        windows = query_windows(b, batch, budget, device_type)
-        return {"scores": windows * l * b.match_channels, "aggregation": windows * l * b.channels,
+        p = b.k // 2
+        keys_padded = (b.key_size[0] + 2 * p) * (b.key_size[1] + 2 * p)
+        tiles = fast_tiles(b, batch, budget)
+        return {"scores": sum(t.nb * t.hh * t.hw for t in tiles) * keys_padded * b.match_channels,
+                "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * l * b.channels,
                 "key_norms": batch * k2 * l}
     raise ValueError(f"form must be 'fast' or 'direct', got {form!r}")
 
 
-def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=None,
-                              device_type: str = "cpu") -> dict:
-    """Element counts of the attention's non-MAC work (softmax over N x L; band sums in the fast form)."""
+def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
+    """Element counts of the attention's non-MAC work (softmax over N x L; the fast form's
+    diagonal sums: k elements read per element written, two sums for the scores, two for the fold)."""
     n, l, k = batch * b.n_queries, b.n_keys, b.k
     out = {"softmax": n * l}
     if form == "fast":
-        windows = query_windows(b, batch, budget, device_type)
-        # separable band sums, k adds per element written: about k*(N + W)*L for the scores
-        # (rows then columns) and again for the fold (W = halo-inclusive query windows)
-        out["band_sums"] = 2 * k * (n + windows) * l
+        p = k // 2
+        hs, ws = b.key_size
+        written = sum(t.nb * (t.th * t.hw * hs * (ws + 2 * p) + t.th * t.tw * l
+                              + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * l)
+                      for t in fast_tiles(b, batch, budget))
+        out["band_sums"] = k * written
     else:
         out["fold"] = n * b.channels * k * k
     return out
@@ -169,7 +144,8 @@ def msnlab_macs(height: int, width: int, channels: int, patch_sizes, *, reductio
     attention pools with a plain mean, which it does not count (the default, False).
     `chunk_elements`: the fast form's working-buffer budget (None: the implementation's default;
     UNTILED: one tile per image), or a mapping patch size -> budget where branches differ.
-    `device_type`: where the fast form runs ("cpu", "cuda", "meta"): its tiling depends on it.
+    `device_type`: where the fast form runs ("cpu", "cuda", "meta"); its tiling is the same on
+    every device type (kept so that callers can say which device a count refers to).
     """
     if height < 1 or width < 1 or channels < 1:
         raise ValueError(f"sizes must be positive, got {height}x{width} with {channels} channels")
@@ -183,11 +159,11 @@ def msnlab_macs(height: int, width: int, channels: int, patch_sizes, *, reductio
         b = BranchShape(k, height, width, channels, cq)
         conv_parts[f"k{k}"] = {n: batch * v for n, v in branch_conv_macs(b).items()}
         budget = chunk_elements.get(k) if isinstance(chunk_elements, dict) else chunk_elements
-        att_parts[f"k{k}"] = branch_attention_macs(b, form, batch, budget, device_type)
-        elements[f"k{k}"] = branch_attention_elements(b, form, batch, budget, device_type)
-        if form == "fast":  # how many times the tiles recompute each query's pixel scores
-            halo[f"k{k}"] = round(query_windows(b, batch, budget, device_type) / (batch * b.n_queries), 4)
-            tiles[f"k{k}"] = n_tiles(b, batch, budget, device_type)
+        att_parts[f"k{k}"] = branch_attention_macs(b, form, batch, budget)
+        elements[f"k{k}"] = branch_attention_elements(b, form, batch, budget)
+        if form == "fast":  # pixel scores computed per query (the padded ring and tile overlaps)
+            halo[f"k{k}"] = round(score_windows(b, batch, budget) / (batch * b.n_queries), 4)
+            tiles[f"k{k}"] = len(fast_tiles(b, batch, budget))
     hidden = max(channels // reduction, 1)
     n = height * width
     conv_parts["fusion"] = batch * len(patch_sizes) * channels * channels * n

@@ -1,0 +1,546 @@
+"""Patch attention of one MSNLAB branch: the fast band-sum form, the direct form, and the choice.
+
+One branch with patch size k (p = k // 2) attends from the k x k patches of q (H x W, N = HW
+queries) to the L2-normalised k x k patches of e and pastes back the k x k patches of v (both
+Hs x Ws, L = HsWs keys), as in Wu et al., "Multi-scale non-local attention network for image
+super-resolution" (Signal Processing 2023).
+
+* `direct_patch_attention`: the textbook form, y = fold(V softmax(10 K^T Q)) with unfolded
+  patches, batched. It holds B x L x N scores and k^2-times larger products.
+* `patch_attention`: the same numbers without the k^2 factor, in bounded memory. A patch score
+  is a sum of pixel scores along a diagonal,
+      P(i, j) = sum_{d in [-p, p]^2} S(i + d, j + d),   S(i, j) = <q(i), e(j)>,
+  zero outside the grids. With q and e zero-padded by p, one C/2-deep product gives S on the
+  padded grids (zeros in the border for free), and each axis's diagonal sum is ONE reduction
+  over a strided view (`_diagonal_sum`): no shifted slice-adds, no zero-filling. The fold is
+  the adjoint of the same structure, so it is the same kind of sum over the padded softmax.
+  The backward pass is written out (`_PatchAttention`): its band sums are again diagonal sums
+  and its buffers are reused, so autograd never builds full-size zero tensors.
+* `resolve_attention_form`: what `attention_mode: auto` runs on a device (a measured rule).
+
+Subnormal floats: scores far below their row's maximum give softmax weights in float32's
+subnormal range, and every later pass over them runs many times slower on CPUs. Logits more
+than SCORE_FLOOR below their row's maximum are raised to it before the softmax, in both forms:
+each raised weight grows by less than e^-30 (9.4e-14) relative to the row's largest weight, so
+the output moves by less than L * e^-30 of the largest value contribution (2e-10 at L = 2304,
+2e-8 at a 720p image's L = 230,400), below float32's resolution; the gradient treats the floor
+as the identity (the true gradient of those entries is equally small). With the floor the
+smallest weight, e^-30 / L, stays a normal float, and so do its products with gradients.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+#: upper bound on the elements of one working buffer: 2**26 float32 = 256 MiB; the fast form
+#: uses three such buffers forward (five in the backward pass)
+DEFAULT_CHUNK_ELEMENTS = 2 ** 26
+#: with autograd, the scaled scores and padded softmax of every tile are kept for the backward
+#: pass while they total at most this many elements (2 GiB of float32 per call); beyond it the
+#: backward pass recomputes them tile by tile, so memory stays bounded at any size
+MAX_SAVED_ELEMENTS = 2 ** 29
+#: the authors' clamp of the key-patch norm ("escape_NaN")
+NORM_EPS = 1e-4
+#: logits below (row max - SCORE_FLOOR) are raised to it (see the module docstring)
+SCORE_FLOOR = 30.0
+
+ATTENTION_FORMS = ("fast", "direct")
+ATTENTION_MODES = ("auto",) + ATTENTION_FORMS
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_inputs(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_size: int) -> None:
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd and >= 1, got {patch_size!r}")
+    if q.dim() != 4 or e.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, e, v must be 4-D (N x C x H x W), got {tuple(q.shape)}, {tuple(e.shape)}, "
+                         f"{tuple(v.shape)}")
+    if not (q.shape[0] == e.shape[0] == v.shape[0]):
+        raise ValueError(f"batch sizes differ: q {q.shape[0]}, e {e.shape[0]}, v {v.shape[0]}")
+    if q.shape[1] != e.shape[1]:
+        raise ValueError(f"q and e must have the same channels, got {q.shape[1]} and {e.shape[1]}")
+    if e.shape[2:] != v.shape[2:]:
+        raise ValueError(f"e and v must have the same size, got {tuple(e.shape[2:])} and {tuple(v.shape[2:])}")
+
+
+def floored_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax with logits below (max - SCORE_FLOOR) raised to it (differentiable; direct form)."""
+    floor = logits.detach().amax(dim, keepdim=True) - SCORE_FLOOR
+    return torch.softmax(torch.maximum(logits, floor), dim)
+
+
+# --------------------------------------------------------------------------- direct form
+
+
+def direct_patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_size: int,
+                           softmax_scale: float = 10.0, eps: float = NORM_EPS) -> torch.Tensor:
+    """Reference form, the whole batch at once: y = fold(V softmax_L(scale K^T Q)) with K's
+    columns L2-normalised (norm clamped at `eps`). Holds B x L x N scores."""
+    check_inputs(q, e, v, patch_size)
+    k, p = patch_size, patch_size // 2
+    queries = F.unfold(q, k, padding=p)  # (B, C' k^2, N)
+    keys = F.unfold(e, k, padding=p)  # (B, C' k^2, L)
+    keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(eps)
+    values = F.unfold(v, k, padding=p)  # (B, C k^2, L)
+    attn = floored_softmax(softmax_scale * torch.bmm(keys.transpose(1, 2), queries), dim=1)  # (B, L, N)
+    return F.fold(torch.bmm(values, attn), q.shape[2:], k, padding=p)
+
+
+def direct_attention_bytes(height: int, width: int, n_feats: int, patch_size: int,
+                           element_size: int = 4, batch: int = 1) -> int:
+    """Approximate peak working memory of `direct_patch_attention` (the L x N scores and their
+    softmax, plus the unfolded products); used to decide where the direct form can run."""
+    p = patch_size // 2
+    n = height * width
+    l_keys = (height + 2 * p - 2) * (width + 2 * p - 2)
+    k2 = patch_size * patch_size
+    per_image = 2 * n * l_keys + n_feats * k2 * (n + l_keys) + n_feats // 2 * k2 * (n + l_keys)
+    return element_size * batch * per_image
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def resolve_attention_form(mode: str, device: torch.device | str) -> str:
+    """The form that `mode` runs on `device`: "fast" or "direct".
+
+    `auto` picks by device type, from benchmarks/train_throughput.py and benchmarks/msnlab.py:
+    on the CPU the fast form trains 4-5x and infers 5-9x faster than the direct form at every
+    size measured. On CUDA no measurement of this implementation exists yet
+    (benchmarks/gpu_check.sh makes it); the fast form needs about C/2 + C MACs per (query, key)
+    pair against (C/2 + C) k^2 for the direct one (83x fewer summed over k = 3, 5, 7) and a
+    bounded memory, so it is the choice until a measurement says otherwise.
+    """
+    if mode not in ATTENTION_MODES:
+        raise ValueError(f"attention mode {mode!r} is not one of {ATTENTION_MODES}")
+    if mode != "auto":
+        return mode
+    return "fast"
+
+
+# --------------------------------------------------------------------------- buffers
+
+
+class _BufferPool:
+    """Flat CPU buffers kept between calls.
+
+    Fresh large allocations cost page faults on every call (measured 1-2 GB/s against 10 GB/s
+    for writing into a buffer that is already mapped), which made allocation a large share of the
+    band sums' time. Buffers that must have a zero border remember the layout whose border
+    they hold, so they are zeroed only when the layout changes. GPUs have torch's caching
+    allocator: there nothing is pooled.
+    """
+
+    def __init__(self, max_bytes: int = 2 ** 30) -> None:
+        self.max_bytes = max_bytes
+        self._free: list[tuple[torch.Tensor, object]] = []
+        self._lock = threading.Lock()
+
+    def take(self, numel: int, like: torch.Tensor, tag: object = None) -> tuple[torch.Tensor, object]:
+        """A flat buffer of at least `numel` elements of like's dtype and device, and its layout
+        tag; one whose tag equals `tag` first, else the smallest that fits."""
+        if like.device.type == "cpu":
+            with self._lock:
+                fits = [(t_tag != tag or tag is None, t.numel(), i) for i, (t, t_tag) in enumerate(self._free)
+                        if t.dtype == like.dtype and t.numel() >= numel]
+                if fits:
+                    return self._free.pop(min(fits)[2])
+        return like.new_empty(max(numel, 1)), None
+
+    def give(self, buffer: torch.Tensor, tag: object = None) -> None:
+        if buffer.device.type != "cpu":
+            return
+        with self._lock:
+            self._free.append((buffer, tag))
+            while sum(t.numel() * t.element_size() for t, _ in self._free) > self.max_bytes:
+                self._free.pop(0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+POOL = _BufferPool()
+
+
+class _Workspace:
+    """Named flat buffers for one call, sized up front (`sizes`: name -> elements) so that a
+    view handed out stays valid for the whole call.
+
+    `view(name, shape)` reinterprets the start of a buffer; `padded(name, shape, interior)` is a
+    buffer whose elements outside `interior` (a tuple of slices) are zero.
+    """
+
+    def __init__(self, like: torch.Tensor, sizes: dict[str, int]) -> None:
+        self.like = like
+        self.sizes = sizes
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.tags: dict[str, object] = {}
+
+    def _flat(self, name: str, shape: tuple[int, ...], tag: object = None) -> torch.Tensor:
+        numel = math.prod(shape)
+        if numel > self.sizes[name]:
+            raise AssertionError(f"workspace buffer {name!r} sized {self.sizes[name]}, asked for {numel}")
+        if name not in self.buffers:
+            self.buffers[name], self.tags[name] = POOL.take(self.sizes[name], self.like, tag)
+        return self.buffers[name][:numel].view(shape)
+
+    def view(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        out = self._flat(name, shape)
+        self.tags[name] = None  # any contents from now on
+        return out
+
+    def padded(self, name: str, shape: tuple[int, ...], interior: tuple[slice, ...]) -> torch.Tensor:
+        layout = (shape, tuple((s.start, s.stop) for s in interior))
+        out = self._flat(name, shape, layout)
+        if self.tags.get(name) != layout:
+            out.zero_()
+            self.tags[name] = layout
+        return out
+
+    def release(self) -> None:
+        for name, buf in self.buffers.items():
+            POOL.give(buf, self.tags.get(name))
+        self.buffers.clear()
+
+
+# --------------------------------------------------------------------------- fast form
+
+
+def _diagonal_sum(src: torch.Tensor, out: torch.Tensor, q_axis: int, k_axis: int, window: int) -> torch.Tensor:
+    """out[.., i, .., j, ..] = sum_{d < window} src[.., i + d, .., j + d, ..] along (q_axis, k_axis).
+
+    One reduction over a strided view of src (the window axis steps both indices at once);
+    src must be at least out's size plus window - 1 along both axes.
+    """
+    stride = src.stride()
+    view = src.as_strided(tuple(out.shape) + (window,), stride + (stride[q_axis] + stride[k_axis],),
+                          src.storage_offset())
+    return torch.sum(view, dim=-1, out=out)
+
+
+class _Geometry:
+    """Sizes of one call: batch, query grid H x W, key grid Hs x Ws, channels, patch half-width p."""
+
+    def __init__(self, batch: int, c_key: int, height: int, width: int, c_val: int, key_h: int, key_w: int,
+                 patch_size: int) -> None:
+        self.batch, self.c_key, self.height, self.width = batch, c_key, height, width
+        self.c_val, self.key_h, self.key_w = c_val, key_h, key_w
+        self.k, self.p = patch_size, patch_size // 2
+        self.n_keys = self.key_h * self.key_w
+        self.key_hp, self.key_wp = self.key_h + 2 * self.p, self.key_w + 2 * self.p
+        self.n_keys_padded = self.key_hp * self.key_wp
+
+    @classmethod
+    def of(cls, q: torch.Tensor, v: torch.Tensor, patch_size: int) -> "_Geometry":
+        return cls(*q.shape, *v.shape[1:], patch_size)
+
+
+class _Tile:
+    """A group of images (b0:b1) and a rectangle of queries (r0:r1, c0:c1) with its windows.
+
+    * score window: the tile plus a p-pixel ring, in padded-query coordinates rows r0 : r1 + 2p;
+    * output window: the image pixels the tile's pasted patches reach, rows o0:o1, i.e. the
+      tile plus a p-pixel ring clipped to the image; its queries are also where the backward
+      pass has query gradients.
+    * the padded softmax (and the padded score gradient) holds the tile's values at row offset
+      `row_off` = p + min(p, r0) in a buffer of oh + 2p rows (columns likewise) and p in keys.
+    """
+
+    def __init__(self, g: _Geometry, b0: int, b1: int, r0: int, r1: int, c0: int, c1: int) -> None:
+        p = g.p
+        self.b0, self.b1, self.nb = b0, b1, b1 - b0
+        self.r0, self.r1, self.c0, self.c1 = r0, r1, c0, c1
+        self.th, self.tw = r1 - r0, c1 - c0
+        self.hh, self.hw = self.th + 2 * p, self.tw + 2 * p
+        self.o0, self.o1 = max(0, r0 - p), min(g.height, r1 + p)
+        self.oc0, self.oc1 = max(0, c0 - p), min(g.width, c1 + p)
+        self.oh, self.ow = self.o1 - self.o0, self.oc1 - self.oc0
+        self.row_off, self.col_off = p + min(p, r0), p + min(p, c0)
+        self.padded_shape = (self.nb, self.oh + 2 * p, self.ow + 2 * p, g.key_hp, g.key_wp)
+        self.interior = (slice(None), slice(self.row_off, self.row_off + self.th),
+                         slice(self.col_off, self.col_off + self.tw), slice(p, p + g.key_h), slice(p, p + g.key_w))
+
+
+def _workspace_sizes(g: _Geometry, tiles: Iterable[_Tile]) -> dict[str, int]:
+    """Elements each named buffer needs over these tiles, forward and backward:
+    x, y: scratch (scores, band-sum rows, softmax, fold weights and their gradients);
+    z: scaled scores; w: their gradient; a, g: zero-bordered softmax and score gradient."""
+    sizes = dict.fromkeys("xyzwag", 1)
+    for t in tiles:
+        nb, p = t.nb, g.p
+        window = nb * t.hh * t.hw * g.n_keys_padded
+        scores = nb * t.th * t.tw * g.n_keys
+        out_rows = nb * t.oh * (t.ow + 2 * p) * g.key_h * g.key_wp
+        out_window = nb * t.oh * t.ow * g.n_keys
+        padded = math.prod(t.padded_shape)
+        need = {"x": max(window, scores, out_rows), "y": max(nb * t.th * t.hw * g.key_h * g.key_wp, scores, out_window),
+                "z": scores, "w": scores, "a": padded, "g": padded}
+        for name, n in need.items():
+            sizes[name] = max(sizes[name], n)
+    return sizes
+
+
+def tile_elements(batch: int, height: int, width: int, tile_h: int, tile_w: int, n_keys_padded: int,
+                  patch_size: int) -> int:
+    """Elements of the largest working buffer for tiles of tile_h x tile_w (the padded softmax)."""
+    p = patch_size // 2
+    return batch * (min(height, tile_h + 2 * p) + 2 * p) * (min(width, tile_w + 2 * p) + 2 * p) * n_keys_padded
+
+
+def plan_chunks(batch: int, height: int, width: int, n_keys_padded: int, patch_size: int,
+                max_elements: int) -> tuple[int, int, int]:
+    """(images per group, tile height, tile width) of the fast form within `max_elements` per buffer.
+
+    Whole images where they fit (as many per group as fit: fewer, larger operations); else the
+    tile shape with the least redundant work (score windows overlap by 2p pixels), preferring
+    full-width tiles on ties. A 1 x 1 tile is the floor, even above the budget.
+    """
+    per_image = tile_elements(1, height, width, height, width, n_keys_padded, patch_size)
+    if per_image <= max_elements:
+        return max(1, min(batch, max_elements // per_image)), height, width
+    p = patch_size // 2
+    best: tuple[float, int, int, int] | None = None  # (cost, -tile_w, tile_h, tile_w)
+    for tile_w in range(1, width + 1):
+        per_row = tile_elements(1, height, width, 1, tile_w, n_keys_padded, patch_size)
+        if per_row > max_elements:
+            break
+        lo, hi = 1, height  # the tallest tile that fits (elements grow with the height)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if tile_elements(1, height, width, mid, tile_w, n_keys_padded, patch_size) <= max_elements:
+                lo = mid
+            else:
+                hi = mid - 1
+        tile_h = lo
+        windows = math.ceil(height / tile_h) * math.ceil(width / tile_w) * (tile_h + 2 * p) * (tile_w + 2 * p)
+        cand = (windows / (height * width), -tile_w, tile_h, tile_w)
+        if best is None or cand < best:
+            best = cand
+    if best is None:
+        return 1, 1, 1
+    return 1, best[2], best[3]
+
+
+def plan_tiles(batch: int, c_key: int, height: int, width: int, c_val: int, key_h: int, key_w: int,
+               patch_size: int, max_elements: int | None = None) -> tuple[_Geometry, list[_Tile]]:
+    """The geometry and the tiles the fast form runs for these shapes (None: the default budget);
+    the complexity formula counts the products over exactly these."""
+    g = _Geometry(batch, c_key, height, width, c_val, key_h, key_w, patch_size)
+    budget = DEFAULT_CHUNK_ELEMENTS if max_elements is None else max_elements
+    return g, list(_tiles(g, *plan_chunks(batch, height, width, g.n_keys_padded, patch_size, budget)))
+
+
+def _tiles(g: _Geometry, group: int, tile_h: int, tile_w: int) -> Iterable[_Tile]:
+    for b0 in range(0, g.batch, group):
+        for r0 in range(0, g.height, tile_h):
+            for c0 in range(0, g.width, tile_w):
+                yield _Tile(g, b0, min(g.batch, b0 + group), r0, min(g.height, r0 + tile_h),
+                            c0, min(g.width, c0 + tile_w))
+
+
+def _scores_window(t: _Tile, padded: torch.Tensor) -> torch.Tensor:
+    """The tile's score window of a p-padded map (queries, or output gradients): (nb, C, hh * hw)."""
+    window = padded[t.b0:t.b1, :, t.r0:t.r0 + t.hh, t.c0:t.c0 + t.hw]
+    return window.reshape(t.nb, padded.shape[1], t.hh * t.hw)
+
+
+def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, e_pad: torch.Tensor, col_scale: torch.Tensor,
+                      ws: _Workspace, z: torch.Tensor, a_pad: torch.Tensor) -> None:
+    """Fill z with the tile's scaled patch scores and a_pad's interior with their floored softmax.
+
+    z: (nb, th, tw, Hs, Ws); a_pad: zero-bordered (t.padded_shape). Uses ws buffers "x", "y".
+    """
+    nb, k = t.nb, g.k
+    scores = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
+    torch.bmm(_scores_window(t, q_pad).transpose(1, 2), e_pad[t.b0:t.b1], out=scores)
+    rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
+    _diagonal_sum(scores.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
+    _diagonal_sum(rows, z, 2, 4, k)
+    z.mul_(col_scale[t.b0:t.b1])
+    flat = z.view(nb, t.th * t.tw, g.n_keys)
+    attn = ws.view("y", flat.shape)
+    torch.clamp(flat, min=flat.amax(-1, keepdim=True) - SCORE_FLOOR, out=attn)
+    torch.softmax(attn, -1, out=attn)  # row by row: in place is safe
+    a_pad[t.interior].copy_(attn.view(z.shape))
+
+
+def _fold_weights(g: _Geometry, t: _Tile, a_pad: torch.Tensor, ws: _Workspace, name: str) -> torch.Tensor:
+    """W(a, b) = sum_d A(a - d, b - d) on the output window: (nb, oh * ow, L) in ws[name]."""
+    nb, k = t.nb, g.k
+    rows = ws.view("x", (nb, t.oh, t.ow + 2 * g.p, g.key_h, g.key_wp))
+    _diagonal_sum(a_pad, rows, 1, 3, k)
+    weights = ws.view(name, (nb, t.oh, t.ow, g.key_h, g.key_w))
+    _diagonal_sum(rows, weights, 2, 4, k)
+    return weights.view(nb, t.oh * t.ow, g.n_keys)
+
+
+def _forward(g: _Geometry, plan: tuple[int, int, int], q_pad, e_pad, v_flat, col_scale, save: bool):
+    """The fast form's forward pass: (output, per-tile saved (z, a_pad) or None)."""
+    out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
+    ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
+    saved = []
+    try:
+        for t in _tiles(g, *plan):
+            z_shape = (t.nb, t.th, t.tw, g.key_h, g.key_w)
+            if save:  # kept for the backward pass: buffers of their own, one Workspace per tile
+                keep = _Workspace(q_pad, _workspace_sizes(g, [t]))
+                z, a_pad = keep.view("z", z_shape), keep.padded("a", t.padded_shape, t.interior)
+                saved.append(keep)
+            else:  # the scores in "x" are spent once z is written
+                z = ws.view("x", z_shape)
+                a_pad = ws.padded("a", t.padded_shape, t.interior)
+            _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
+            weights = _fold_weights(g, t, a_pad, ws, "y")
+            contrib = torch.bmm(v_flat[t.b0:t.b1], weights.transpose(1, 2))
+            out[t.b0:t.b1, :, t.o0:t.o1, t.oc0:t.oc1] += contrib.view(t.nb, g.c_val, t.oh, t.ow)
+    finally:
+        ws.release()
+    return out, (saved if save else None)
+
+
+def _backward(g: _Geometry, plan, q, e, q_pad, e_pad, v_pad, col_scale, saved, grad_out):
+    """Gradients of the fast form with respect to q, e, v and the column scale."""
+    p, k = g.p, g.k
+    grad_q = torch.zeros_like(q)
+    grad_e = e.new_zeros(g.batch, g.c_key, g.n_keys)
+    grad_v = v_pad.new_zeros(g.batch, g.c_val, g.n_keys)
+    grad_scale = col_scale.new_zeros(g.batch, g.key_h, g.key_w)
+    grad_pad = F.pad(grad_out, (p, p, p, p))
+    e_flat = e.reshape(g.batch, g.c_key, g.n_keys)
+    vp_flat = v_pad.reshape(g.batch, g.c_val, g.n_keys_padded)
+    ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
+    try:
+        for index, t in enumerate(_tiles(g, *plan)):
+            nb, b0, b1 = t.nb, t.b0, t.b1
+            z_shape = (nb, t.th, t.tw, g.key_h, g.key_w)
+            if saved is not None:
+                z, a_pad = saved[index].view("z", z_shape), saved[index].padded("a", t.padded_shape, t.interior)
+            else:
+                z, a_pad = ws.view("z", z_shape), ws.padded("a", t.padded_shape, t.interior)
+                _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
+            attn = a_pad[t.interior]
+            # values: y = v W^T on the output window
+            weights = _fold_weights(g, t, a_pad, ws, "y")
+            grad_win = grad_out[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_val, t.oh * t.ow)
+            grad_v[b0:b1] += torch.bmm(grad_win, weights)
+            # dL/dA: the adjoint band sum of dL/dW, with dL/dW on the score window and padded keys
+            grad_w = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
+            torch.bmm(_scores_window(t, grad_pad).transpose(1, 2), vp_flat[b0:b1], out=grad_w)
+            rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
+            _diagonal_sum(grad_w.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
+            grad_z = ws.view("w", z_shape)
+            _diagonal_sum(rows, grad_z, 2, 4, k)
+            # softmax: dL/dZ = A (dL/dA - sum_j A dL/dA)
+            grad_z.mul_(attn)
+            row_dot = grad_z.sum(dim=(-2, -1), keepdim=True)
+            grad_z.addcmul_(attn, row_dot, value=-1.0)
+            # column scale: Z = P * s, so dL/ds_j = sum_i dL/dZ_ij Z_ij / s_j
+            product = ws.view("x", z_shape)
+            torch.mul(grad_z, z, out=product)
+            grad_scale[b0:b1] += product.sum(dim=(1, 2)) / col_scale[b0:b1, 0, 0]
+            # dL/dS: the adjoint band sum of dL/dP = dL/dZ * s, on the output window's queries
+            grad_p = ws.padded("g", t.padded_shape, t.interior)
+            torch.mul(grad_z, col_scale[b0:b1], out=grad_p[t.interior])
+            rows = ws.view("x", (nb, t.oh, t.ow + 2 * p, g.key_h, g.key_wp))
+            _diagonal_sum(grad_p, rows, 1, 3, k)
+            grad_s = ws.view("y", (nb, t.oh, t.ow, g.key_h, g.key_w))
+            _diagonal_sum(rows, grad_s, 2, 4, k)
+            grad_s = grad_s.view(nb, t.oh * t.ow, g.n_keys)
+            q_win = q[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_key, t.oh * t.ow)
+            grad_e[b0:b1] += torch.bmm(q_win, grad_s)
+            grad_q[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1] += torch.bmm(e_flat[b0:b1], grad_s.transpose(1, 2)).view(
+                nb, g.c_key, t.oh, t.ow)
+    finally:
+        ws.release()
+    return grad_q, grad_e.view_as(e), grad_v.view(g.batch, g.c_val, g.key_h, g.key_w), grad_scale
+
+
+class _PatchAttention(torch.autograd.Function):
+    """The fast form with its backward pass written out (inputs: q, e, v, column scale)."""
+
+    @staticmethod
+    def forward(ctx, q, e, v, col_scale, patch_size, plan):
+        g = _Geometry.of(q, v, patch_size)
+        p = g.p
+        q_pad = F.pad(q, (p, p, p, p))
+        e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
+        scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
+        n_tiles = sum(1 for _ in _tiles(g, *plan))
+        save = n_tiles * 2 * tile_elements(plan[0], g.height, g.width, plan[1], plan[2], g.n_keys_padded,
+                                           patch_size) <= MAX_SAVED_ELEMENTS
+        out, saved = _forward(g, plan, q_pad, e_pad, v.reshape(g.batch, g.c_val, g.n_keys), scale5, save)
+        ctx.geometry, ctx.plan, ctx.saved_tiles = g, plan, saved
+        ctx.save_for_backward(q, e, v, col_scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, e, v, col_scale = ctx.saved_tensors
+        g, p = ctx.geometry, ctx.geometry.p
+        with torch.no_grad(), _autocast_off(q.device.type):
+            q_pad = F.pad(q, (p, p, p, p))
+            e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
+            v_pad = F.pad(v, (p, p, p, p))
+            scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
+            saved, ctx.saved_tiles = ctx.saved_tiles, None  # a second backward pass recomputes
+            try:
+                grads = _backward(g, ctx.plan, q, e, q_pad, e_pad, v_pad, scale5, saved, grad_out.contiguous())
+            finally:
+                for keep in saved or ():
+                    keep.release()
+        return grads + (None, None)
+
+
+def _autocast_off(device_type: str):
+    """Autocast disabled on this device type (a no-op where it has no autocast, e.g. meta)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def key_patch_norms(e: torch.Tensor, patch_size: int, eps: float = NORM_EPS) -> torch.Tensor:
+    """L2 norm of every zero-padded k x k patch of e, clamped below at `eps`: (B, Hs, Ws)."""
+    p = patch_size // 2
+    energy = e.pow(2).sum(dim=1, keepdim=True)
+    ones = energy.new_ones(1, 1, patch_size, patch_size)
+    return F.conv2d(energy, ones, padding=p)[:, 0].clamp_min(0).sqrt().clamp_min(eps)
+
+
+def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_size: int,
+                    softmax_scale: float = 10.0, eps: float = NORM_EPS,
+                    max_chunk_elements: int | None = None) -> torch.Tensor:
+    """Memory-bounded patch attention, equal to `direct_patch_attention` up to float rounding.
+
+    q: (B, C', H, W) queries; e: (B, C', Hs, Ws) keys; v: (B, C, Hs, Ws) values; returns
+    (B, C, H, W). Runs in the inputs' precision, or float32 under autocast (a softmax over
+    thousands of keys in bfloat16 loses the small weights).
+    """
+    check_inputs(q, e, v, patch_size)
+    budget = DEFAULT_CHUNK_ELEMENTS if max_chunk_elements is None else int(max_chunk_elements)
+    if budget < 1:
+        raise ValueError(f"max_chunk_elements must be >= 1, got {max_chunk_elements!r}")
+    device_type = q.device.type
+    autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+    if autocast or q.dtype in (torch.float16, torch.bfloat16):
+        q, e, v = q.float(), e.float(), v.float()
+    with _autocast_off(device_type):
+        col_scale = softmax_scale / key_patch_norms(e, patch_size, eps)
+        g = _Geometry.of(q, v, patch_size)
+        plan = plan_chunks(g.batch, g.height, g.width, g.n_keys_padded, patch_size, budget)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, e, v)):
+            return _PatchAttention.apply(q.contiguous(), e.contiguous(), v.contiguous(), col_scale.contiguous(),
+                                         patch_size, plan)
+        p = g.p
+        q_pad = F.pad(q, (p, p, p, p))
+        e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
+        out, _ = _forward(g, plan, q_pad, e_pad, v.reshape(g.batch, g.c_val, g.n_keys),
+                          col_scale.view(g.batch, 1, 1, g.key_h, g.key_w), save=False)
+        return out
