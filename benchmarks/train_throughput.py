@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Training throughput: images/s and s/iteration (median after warm-up) of the real training step
-(msnlan.training.engine.train_step: forward, L1, backward, Adam, lr step, plus patch sampling),
-for the demo preset and for the paper model at batch 16 with 48x48 LR patches, then a
-torch.profiler table of the ops that dominate one step.
+"""Training throughput per attention form: images/s, s/iteration (medians) and the MSNLAB's share
+of the real training step (msnlan.training.engine.train_step: forward, L1, backward, Adam, lr step,
+plus patch sampling), for the demo network and the paper model (x2, 48x48 LR patches, batch 2
+and 16 by default).
 
-    python benchmarks/train_throughput.py                      # CPU: demo + paper (paper: a few steps)
-    python benchmarks/train_throughput.py --device cuda --amp bf16 --configs paper --iterations 30
+The forms are measured interleaved in one process (A B A B ...: one model per form, the same
+initial weights and batches), so a ratio holds while the machine's speed drifts. The MSNLAB's
+share is the time between its forward pre- and post-hooks plus between its backward pre- and
+post-hooks, over the step's wall time.
 
-Patches come from random synthetic images: the step's cost does not depend on the content.
-OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to compare): spinning OpenMP threads
-stall the many short ops of a training step when other processes share the cores.
+    python benchmarks/train_throughput.py                              # CPU: demo + paper b2 (auto vs direct)
+    python benchmarks/train_throughput.py --configs paper --batches 2 --with-load   # a second training job busy beside it
+    python benchmarks/train_throughput.py --device cuda --amp bf16 --configs paper --batches 16 --modes auto,fast,direct
+
+`--with-load` starts a second process that trains the demo network on all cores for the whole
+measurement, as a second workflow job would. OMP_WAIT_POLICY defaults to PASSIVE here, as in the
+CLI: spinning OpenMP threads stall short ops when other processes share the cores.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +33,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
+from msnlan.models.msnlab import MSNLAB, attention_forms, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
 from msnlan.training.engine import autocast_context, train_step  # noqa: E402
@@ -40,14 +49,36 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def setup(config: str, args, device: torch.device):
-    """Model, optimizer, scheduler and sampler of one configuration."""
+class BlockTimer:
+    """Wall time spent inside the MSNLAB modules, forward and backward, since the last reset."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.device, self.total, self._start = device, 0.0, {}
+        for m in model.modules():
+            if isinstance(m, MSNLAB):
+                m.register_forward_pre_hook(lambda mod, args: self._begin(mod, "f"))
+                m.register_forward_hook(lambda mod, args, out: self._end(mod, "f"))
+                m.register_full_backward_pre_hook(lambda mod, g: self._begin(mod, "b"))
+                m.register_full_backward_hook(lambda mod, gi, go: self._end(mod, "b"))
+
+    def _begin(self, mod, phase) -> None:
+        sync(self.device)
+        self._start[id(mod), phase] = time.perf_counter()
+
+    def _end(self, mod, phase) -> None:
+        sync(self.device)
+        self.total += time.perf_counter() - self._start.pop((id(mod), phase))
+
+
+def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dict:
+    """Model (seed 0), optimizer, scheduler and sampler of one configuration and attention mode."""
     settings = load_preset("demo" if config == "demo" else "paper")["settings"]
-    if config == "paper":  # the paper model at the paper's batch and patch size
-        settings.update(batch_size=16, patch_size=48)
+    if config == "paper":  # the paper model at the paper's patch size
+        settings.update(batch_size=batch, patch_size=48)
     resolved = resolve_variant(args.variant, **settings["model"])
     torch.manual_seed(0)
     model = build_network(resolved, args.scale).to(device)
+    configure_attention(model, mode)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]),
@@ -56,91 +87,133 @@ def setup(config: str, args, device: torch.device):
     rng = np.random.default_rng(0)
     p, s = settings["patch_size"], args.scale
     images = []
-    for i in range(4):
+    for i in range(4):  # the step's cost does not depend on the content
         lr = rng.integers(0, 256, (p * 4, p * 4, 3), dtype=np.uint8)
         images.append(TrainImage(f"synthetic{i}", rng.integers(0, 256, (p * 4 * s, p * 4 * s, 3), dtype=np.uint8), lr))
-    sampler = PatchSampler(images, s, p, settings["batch_size"], seed=0)
-    return model, optimizer, scheduler, sampler, settings, resolved
+    return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "settings": settings,
+            "sampler": PatchSampler(images, s, p, settings["batch_size"], seed=0), "resolved": resolved,
+            "timer": BlockTimer(model, device), "times": [], "block": [], "mode": mode,
+            "forms": attention_forms(model, device)}
 
 
-def one_step(model, optimizer, scheduler, sampler, device, args, autocast) -> torch.Tensor:
-    lr_b, hr_b = sampler.sample()
-    return train_step(model, optimizer, scheduler, to_tensor(lr_b, device, args.channels_last),
+def one_step(run: dict, device, args, autocast) -> float:
+    lr_b, hr_b = run["sampler"].sample()
+    sync(device)
+    run["timer"].total = 0.0
+    t0 = time.perf_counter()
+    loss = train_step(run["model"], run["optimizer"], run["scheduler"], to_tensor(lr_b, device, args.channels_last),
                       to_tensor(hr_b, device, args.channels_last), autocast)
+    float(loss)  # waits for the step
+    return time.perf_counter() - t0
 
 
-def measure(config: str, args, device: torch.device) -> dict:
-    model, optimizer, scheduler, sampler, settings, resolved = setup(config, args, device)
+def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
+    runs = [setup(config, batch, mode, args, device) for mode in args.modes]
     autocast = autocast_context(args.amp, device)
-    iterations = args.iterations or (3 if config == "paper" and device.type == "cpu" else 20)
+    iterations = args.iterations or (3 if config == "paper" and device.type == "cpu" else 10)
     warmup = args.warmup if args.warmup is not None else (1 if device.type == "cpu" else 3)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
     for i in range(warmup + iterations):
-        sync(device)
-        t0 = time.perf_counter()
-        loss = one_step(model, optimizer, scheduler, sampler, device, args, autocast)
-        float(loss)  # waits for the step
-        dt = time.perf_counter() - t0
-        if i >= warmup:
-            times.append(dt)
-        elif i == warmup - 1:  # a first figure even if a time limit cuts the timed steps short
-            print(f"{config}: warm-up done, last warm-up step {dt:.4f} s", flush=True)
-    median = statistics.median(times)
-    result = {
-        "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
-        "amp": args.amp, "channels_last": args.channels_last, "batch_size": settings["batch_size"],
-        "lr_patch": settings["patch_size"], "model": {k: resolved["model"][k] for k in ("n_feats", "n_resgroups", "n_resblocks")},
-        "parameters": sum(p.numel() for p in model.parameters()), "warmup": warmup, "iterations": iterations,
-        "s_per_iteration_median": median, "s_per_iteration_min": min(times), "s_per_iteration_max": max(times),
-        "images_per_s": settings["batch_size"] / median, "torch_threads": torch.get_num_threads(),
-        "peak_memory_mb": (torch.cuda.max_memory_allocated(device) / 2 ** 20) if device.type == "cuda" else None,
-    }
-    print(f"{config:6s} {resolved['name']} x{args.scale} on {device} (amp {args.amp}): batch {settings['batch_size']} x "
-          f"{settings['patch_size']}x{settings['patch_size']} LR, {result['parameters'] / 1e6:.3f} M params: "
-          f"{median:.4f} s/iteration (median of {iterations} after {warmup} warm-up; min {min(times):.4f}, "
-          f"max {max(times):.4f}) = {result['images_per_s']:.2f} images/s"
-          + (f", peak {result['peak_memory_mb']:.0f} MiB" if result["peak_memory_mb"] else ""), flush=True)
+        for run in runs:  # interleaved: A B A B ...
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            dt = one_step(run, device, args, autocast)
+            if i >= warmup:
+                run["times"].append(dt)
+                run["block"].append(run["timer"].total)
+                if device.type == "cuda":
+                    run["peak_mb"] = max(run.get("peak_mb", 0), torch.cuda.max_memory_allocated(device) / 2 ** 20)
+    results = []
+    for run in runs:
+        s, resolved = run["settings"], run["resolved"]
+        median = statistics.median(run["times"])
+        share = statistics.median(b / t for b, t in zip(run["block"], run["times"]))
+        results.append({
+            "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
+            "attention_mode": run["mode"], "attention_forms": run["forms"], "amp": args.amp,
+            "batch_size": s["batch_size"], "lr_patch": s["patch_size"],
+            "model": {k: resolved["model"][k] for k in ("n_feats", "n_resgroups", "n_resblocks")},
+            "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,
+            "s_per_iteration_min": min(run["times"]), "s_per_iteration_max": max(run["times"]),
+            "images_per_s": s["batch_size"] / median, "msnlab_share": share,
+            "torch_threads": torch.get_num_threads(), "peak_memory_mb": run.get("peak_mb"),
+        })
+    base = results[-1]["s_per_iteration_median"]  # the last mode is the reference (default: direct)
+    for r in results:
+        r["speedup_vs_" + args.modes[-1]] = base / r["s_per_iteration_median"]
+        print(f"{config:5s} x{args.scale} batch {r['batch_size']:2d} x {r['lr_patch']}x{r['lr_patch']} "
+              f"{r['attention_mode']:6s} ({'/'.join(r['attention_forms']) or 'no MSNLAB'}, amp {args.amp}): "
+              f"{r['s_per_iteration_median']:.4f} s/it (min {r['s_per_iteration_min']:.4f}, max "
+              f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
+              f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "
+              f"{r['speedup_vs_' + args.modes[-1]]:.2f}x vs {args.modes[-1]}"
+              + (f"; peak {r['peak_memory_mb']:.0f} MiB" if r["peak_memory_mb"] else ""), flush=True)
     if args.profile_steps:
-        activities = [torch.profiler.ProfilerActivity.CPU]
-        if device.type == "cuda":
-            activities.append(torch.profiler.ProfilerActivity.CUDA)
-        with torch.profiler.profile(activities=activities) as prof:
-            for _ in range(args.profile_steps):
-                float(one_step(model, optimizer, scheduler, sampler, device, args, autocast))
-        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        table = prof.key_averages().table(sort_by=sort, row_limit=args.top)
-        print(f"top {args.top} ops of {args.profile_steps} {config} step(s), by {sort}:\n{table}", flush=True)
-        result["profile_table"] = table
-    return result
+        profile(runs[0], config, args, device, autocast)
+    return results
+
+
+def profile(run: dict, config: str, args, device, autocast) -> None:
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(args.profile_steps):
+            one_step(run, device, args, autocast)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"top {args.top} ops of {args.profile_steps} {config} step(s) ({run['mode']}), by {sort}:\n"
+          + prof.key_averages().table(sort_by=sort, row_limit=args.top), flush=True)
+
+
+def start_load() -> subprocess.Popen:
+    """A second training job on all cores (the demo network, endless) while we measure."""
+    code = ("import sys; sys.argv=['x','--configs','demo','--modes','auto','--iterations','100000',"
+            "'--profile-steps','0']; sys.path.insert(0, %r); import runpy; "
+            "runpy.run_path(%r, run_name='__main__')" % (str(REPO), __file__))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="demo,paper", help="comma list of demo, paper (default both)")
+    ap.add_argument("--batches", default="2", help="paper batch sizes, comma list (default 2)")
+    ap.add_argument("--modes", default="auto,direct",
+                    help="attention modes, comma list; the last is the reference of the ratio (default auto,direct)")
     ap.add_argument("--variant", default="msnlan")
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--amp", choices=("none", "bf16"), default="none")
     ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--iterations", type=int, help="timed iterations (default: 3 for paper on CPU, else 20)")
+    ap.add_argument("--iterations", type=int, help="timed iterations per mode (default: 3 for paper on CPU, else 10)")
     ap.add_argument("--warmup", type=int, help="untimed iterations first (default 1 on CPU, 3 on CUDA)")
-    ap.add_argument("--profile-steps", type=int, default=1, help="steps under torch.profiler (0: none)")
+    ap.add_argument("--with-load", action="store_true", help="a second training job busy on the cores meanwhile")
+    ap.add_argument("--profile-steps", type=int, default=0, help="steps of the first mode under torch.profiler")
     ap.add_argument("--top", type=int, default=15, help="rows of the profiler table")
-    ap.add_argument("--deterministic", action="store_true",
-                    help="deterministic kernels (as the demo preset); default: cudnn.benchmark on CUDA")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     device = torch.device(args.device)
-    # as the training engine does for presets with deterministic: false (the paper preset)
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not args.deterministic
-    if args.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}), device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
-    results = [measure(c.strip(), args, device) for c in args.configs.split(",") if c.strip()]
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as the paper preset (deterministic: false)
+    load = start_load() if args.with_load else None
+    try:
+        if load:
+            time.sleep(10)  # let the competing job reach its training loop
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY="
+              f"{os.environ.get('OMP_WAIT_POLICY')}), device {device}"
+              + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+              + f"; load average {os.getloadavg()[0]:.2f}" + ("; a second training job runs beside" if load else ""),
+              flush=True)
+        results = []
+        for config in (c.strip() for c in args.configs.split(",") if c.strip()):
+            batches = [int(b) for b in args.batches.split(",")] if config == "paper" else [None]
+            for batch in batches:
+                results += measure(config, batch, args, device)
+        print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+    finally:
+        if load:
+            load.kill()
+            load.wait()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

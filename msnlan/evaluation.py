@@ -24,6 +24,7 @@ from .data.images import write_image
 from .errors import CheckpointError, ConfigError
 from .inference import inference_protocol, resolve_device, upscale
 from .memory import peak_rss_kib, reset_peak_rss
+from .models.msnlab import select_attention
 from .io_utils import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -189,11 +190,13 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                     self_ensemble: bool = False, device: Any = "auto",
                     save_images: str | os.PathLike | None = None, drop_alpha: bool = False,
                     lr_dir: str | os.PathLike | None = None, progress: bool | None = None,
-                    log_line: Callable[[str], None] | None = None) -> dict:
+                    log_line: Callable[[str], None] | None = None, attention_mode: str = "auto") -> dict:
     """Evaluate `method` on `dataset` at `scale`; write `out_csv` and its protocol.json.
 
     Returns the protocol dict (with its 'summary'). See `load_method` for what `method` and
-    `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`.
+    `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`;
+    `attention_mode` ("auto", "fast", "direct") selects the MSNLAB attention form, and the
+    protocol records the form that ran.
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ConfigError(f"scale must be a positive integer, got {scale!r}")
@@ -203,6 +206,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     dev = resolve_device(device)
     meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
     is_bicubic = isinstance(meth.model, str)
+    forms = [] if is_bicubic else select_attention(meth.model, attention_mode, dev)
     if is_bicubic:
         if self_ensemble:
             raise ConfigError("--self-ensemble applies to networks, not to bicubic")
@@ -283,6 +287,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "versions": {**package_versions(), "msnlan": __version__},
         "device": device_description(dev),
         "device_type": dev.type,
+        "attention_mode": None if is_bicubic else attention_mode,
+        "attention_forms": forms,
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,

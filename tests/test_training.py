@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -193,6 +194,8 @@ def test_run_writes_the_contract_files_and_is_deterministic(data, tmp_path):
     assert summary["status"] == "trained" and summary["iterations"] == 12
     for name in ("config.yaml", "environment.json", "log.csv", "last.pt", "best.pt", "final.pt"):
         assert (a / name).is_file(), name
+    env = json.loads((a / "environment.json").read_text())
+    assert env["attention_mode"] == "auto" and env["attention_forms"] == ["fast"]  # the form that ran
     rows = read_log(a / "log.csv")
     assert [r["iteration"] for r in rows] == list(range(1, 13))
     assert [r["iteration"] for r in rows if r["val_psnr"] is not None] == [6, 12]

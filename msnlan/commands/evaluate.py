@@ -1,6 +1,8 @@
 """`msnlan evaluate`: one method on one dataset at one scale -> per-image CSV + protocol.json."""
 from __future__ import annotations
 
+from ..attention_modes import ATTENTION_MODES
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a method (variant or bicubic) on a dataset: per-image CSV "
@@ -22,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--overlap", type=int, default=10, help="chop: LR pixels each quadrant reaches past the middle")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flips/transposes, outputs averaged ('+' rows)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    p.add_argument("--attention-mode", choices=ATTENTION_MODES, default="auto",
+                   help="MSNLAB attention form: auto (the faster form measured for the device), fast or direct; "
+                        "the protocol records the form that ran")
     p.add_argument("--drop-alpha", action="store_true", help="ignore an alpha channel instead of refusing the image")
     p.set_defaults(func=run)
 
@@ -32,7 +37,8 @@ def run(args) -> int:
     protocol = evaluate_method(
         args.method, args.dataset, args.scale, args.out, checkpoint=args.checkpoint, random_init=args.random_init,
         tile=args.tile, min_pixels=args.min_pixels, overlap=args.overlap, self_ensemble=args.self_ensemble,
-        device=args.device, save_images=args.save_images, drop_alpha=args.drop_alpha, lr_dir=args.lr_dir)
+        device=args.device, save_images=args.save_images, drop_alpha=args.drop_alpha, lr_dir=args.lr_dir,
+        attention_mode=args.attention_mode)
     s = protocol["summary"]
     print(f"{protocol['method']} x{args.scale} {protocol['benchmark']}: PSNR {s['psnr']:.3f} dB, "
           f"SSIM {s['ssim']:.4f} over {s['n_images']} images -> {args.out}")

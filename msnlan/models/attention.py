@@ -37,11 +37,13 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
+from ..attention_modes import ATTENTION_FORMS, ATTENTION_MODES  # noqa: F401
+
 #: upper bound on the elements of one working buffer: 2**26 float32 = 256 MiB; the fast form
 #: uses three such buffers forward (five in the backward pass)
 DEFAULT_CHUNK_ELEMENTS = 2 ** 26
-#: with autograd, the scaled scores and padded softmax of every tile are kept for the backward
-#: pass while they total at most this many elements (2 GiB of float32 per call); beyond it the
+#: with autograd, the scaled scores, padded softmax and fold weights of every tile are kept for the
+#: backward pass while they total at most this many elements (2 GiB of float32 per call); beyond it the
 #: backward pass recomputes them tile by tile, so memory stays bounded at any size
 MAX_SAVED_ELEMENTS = 2 ** 29
 #: the authors' clamp of the key-patch norm ("escape_NaN")
@@ -49,8 +51,6 @@ NORM_EPS = 1e-4
 #: logits below (row max - SCORE_FLOOR) are raised to it (see the module docstring)
 SCORE_FLOOR = 30.0
 
-ATTENTION_FORMS = ("fast", "direct")
-ATTENTION_MODES = ("auto",) + ATTENTION_FORMS
 
 
 # --------------------------------------------------------------------------- checks
@@ -282,7 +282,7 @@ def _workspace_sizes(g: _Geometry, tiles: Iterable[_Tile]) -> dict[str, int]:
         out_window = nb * t.oh * t.ow * g.n_keys
         padded = math.prod(t.padded_shape)
         need = {"x": max(window, scores, out_rows), "y": max(nb * t.th * t.hw * g.key_h * g.key_wp, scores, out_window),
-                "z": scores, "w": scores, "a": padded, "g": padded}
+                "z": scores, "w": max(scores, out_window), "a": padded, "g": padded}
         for name, n in need.items():
             sizes[name] = max(sizes[name], n)
     return sizes
@@ -372,18 +372,21 @@ def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, e_pad: torch.
     a_pad[t.interior].copy_(attn.view(z.shape))
 
 
-def _fold_weights(g: _Geometry, t: _Tile, a_pad: torch.Tensor, ws: _Workspace, name: str) -> torch.Tensor:
-    """W(a, b) = sum_d A(a - d, b - d) on the output window: (nb, oh * ow, L) in ws[name]."""
+def _fold_weights(g: _Geometry, t: _Tile, a_pad: torch.Tensor, ws: _Workspace, dest: _Workspace,
+                  name: str) -> torch.Tensor:
+    """W(a, b) = sum_d A(a - d, b - d) on the output window: (nb, oh * ow, L) in dest[name]
+    (ws["x"] holds the row sums)."""
     nb, k = t.nb, g.k
     rows = ws.view("x", (nb, t.oh, t.ow + 2 * g.p, g.key_h, g.key_wp))
     _diagonal_sum(a_pad, rows, 1, 3, k)
-    weights = ws.view(name, (nb, t.oh, t.ow, g.key_h, g.key_w))
+    weights = dest.view(name, (nb, t.oh, t.ow, g.key_h, g.key_w))
     _diagonal_sum(rows, weights, 2, 4, k)
     return weights.view(nb, t.oh * t.ow, g.n_keys)
 
 
 def _forward(g: _Geometry, plan: tuple[int, int, int], q_pad, e_pad, v_flat, col_scale, save: bool):
-    """The fast form's forward pass: (output, per-tile saved (z, a_pad) or None)."""
+    """The fast form's forward pass: (output, per tile a Workspace holding z, a_pad and the fold
+    weights "w" for the backward pass, or None)."""
     out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
     saved = []
@@ -398,7 +401,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q_pad, e_pad, v_flat, col
                 z = ws.view("x", z_shape)
                 a_pad = ws.padded("a", t.padded_shape, t.interior)
             _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
-            weights = _fold_weights(g, t, a_pad, ws, "y")
+            weights = _fold_weights(g, t, a_pad, ws, keep if save else ws, "w" if save else "y")
             contrib = torch.bmm(v_flat[t.b0:t.b1], weights.transpose(1, 2))
             out[t.b0:t.b1, :, t.o0:t.o1, t.oc0:t.oc1] += contrib.view(t.nb, g.c_val, t.oh, t.ow)
     finally:
@@ -422,13 +425,14 @@ def _backward(g: _Geometry, plan, q, e, q_pad, e_pad, v_pad, col_scale, saved, g
             nb, b0, b1 = t.nb, t.b0, t.b1
             z_shape = (nb, t.th, t.tw, g.key_h, g.key_w)
             if saved is not None:
-                z, a_pad = saved[index].view("z", z_shape), saved[index].padded("a", t.padded_shape, t.interior)
+                keep = saved[index]
+                z, a_pad = keep.view("z", z_shape), keep.padded("a", t.padded_shape, t.interior)
+                weights = keep.view("w", (nb, t.oh * t.ow, g.n_keys))
             else:
                 z, a_pad = ws.view("z", z_shape), ws.padded("a", t.padded_shape, t.interior)
                 _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
+                weights = _fold_weights(g, t, a_pad, ws, ws, "y")
             attn = a_pad[t.interior]
-            # values: y = v W^T on the output window
-            weights = _fold_weights(g, t, a_pad, ws, "y")
             grad_win = grad_out[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_val, t.oh * t.ow)
             grad_v[b0:b1] += torch.bmm(grad_win, weights)
             # dL/dA: the adjoint band sum of dL/dW, with dL/dW on the score window and padded keys
@@ -474,7 +478,7 @@ class _PatchAttention(torch.autograd.Function):
         e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
         scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
         n_tiles = sum(1 for _ in _tiles(g, *plan))
-        save = n_tiles * 2 * tile_elements(plan[0], g.height, g.width, plan[1], plan[2], g.n_keys_padded,
+        save = n_tiles * 3 * tile_elements(plan[0], g.height, g.width, plan[1], plan[2], g.n_keys_padded,
                                            patch_size) <= MAX_SAVED_ELEMENTS
         out, saved = _forward(g, plan, q_pad, e_pad, v.reshape(g.batch, g.c_val, g.n_keys), scale5, save)
         ctx.geometry, ctx.plan, ctx.saved_tiles = g, plan, saved

@@ -122,3 +122,10 @@ def attention_forms(module: nn.Module, device: torch.device | str) -> list[str]:
     without an MSNLAB): what training and evaluation record as the form that ran."""
     return sorted({resolve_attention_form(sub.attention_mode, device) for sub in module.modules()
                    if isinstance(sub, NonLocalBranch)})
+
+
+def select_attention(module: nn.Module, mode: str, device: torch.device | str) -> list[str]:
+    """Set every branch's attention mode and return the forms they run on `device` (recorded by
+    training in environment.json and by evaluation in its protocol)."""
+    configure_attention(module, mode)
+    return attention_forms(module, device)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError, MsnlanError
 from ..io_utils import write_json_atomic
+from ..models.msnlab import select_attention
 from ..provenance import environment
 from ..variants import resolve_variant
 from . import checkpoint as ckpt
@@ -196,6 +197,8 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
          dev: torch.device, lease, say, stream) -> dict:
     _seed_everything(s["seed"])
     model = ckpt.build_network(resolved, scale).to(dev)
+    attention = {"attention_mode": s.get("attention_mode", "auto"),
+                 "attention_forms": select_attention(model, s.get("attention_mode", "auto"), dev)}
     if s["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=tuple(s["betas"]), eps=s["eps"],
@@ -240,7 +243,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                                      "initialised_fresh": init_report["initialised_fresh"]}}
     truncate_log(run_dir / "log.csv", iteration)
     _write_environment(run_dir, dev, lease, status, iteration,
-                       {"parameters": sum(p.numel() for p in model.parameters()), **init_report})
+                       {"parameters": sum(p.numel() for p in model.parameters()), **attention, **init_report})
 
     total = s["iterations"]
     source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler

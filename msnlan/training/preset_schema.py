@@ -5,6 +5,8 @@ variant schema separately (it holds variant overrides).
 """
 from __future__ import annotations
 
+from ..attention_modes import ATTENTION_MODES
+
 _POS_INT = {"type": "integer", "minimum": 1}
 
 PRESET_SCHEMA: dict = {
@@ -45,6 +47,9 @@ PRESET_SCHEMA: dict = {
         "deterministic": {"type": "boolean",
                           "description": "torch.use_deterministic_algorithms; off allows cudnn.benchmark"},
         "amp": {"enum": ["none", "bf16"], "description": "autocast the forward pass to bfloat16"},
+        "attention_mode": {"enum": list(ATTENTION_MODES),
+                           "description": "MSNLAB attention form: auto (the faster form measured for the device), "
+                                          "fast or direct; environment.json records the form that ran"},
         "channels_last": {"type": "boolean"},
         "model": {"type": "object", "description": "variant overrides (model settings)"},
     },
