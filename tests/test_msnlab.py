@@ -295,6 +295,17 @@ def test_pooled_buffers_keep_their_zero_border():
             assert rel_err(patch_attention(q, e, v, k), reference_attention(q, e, v, k)) < 1e-10
 
 
+def test_buffers_from_inference_mode_serve_training():
+    """Validation runs under torch.inference_mode; the pooled buffers must still serve the next
+    training step (in-place updates of inference tensors are refused outside it)."""
+    q, e, v = random_qev(2, 6, 5, 5, dtype=torch.float32)
+    with torch.inference_mode():
+        patch_attention(q, e, v, 5)
+    q, e, v = (t.requires_grad_() for t in (q, e, v))
+    patch_attention(q, e, v, 5).sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, e, v))
+
+
 def test_auto_resolves_by_device():
     assert resolve_attention_form("auto", "cpu") == "fast"
     assert resolve_attention_form("direct", "cpu") == "direct"
