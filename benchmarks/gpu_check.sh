@@ -10,7 +10,7 @@
 # not stop the others; a summary is printed at the end.
 #
 # Steps: versions and nvidia-smi; CUDA-touching unit tests; training throughput of the paper model
-# (batch 16, 48x48 LR) in fp32 and bf16; MSNLAB forward at a 256x256 feature map (memory-bounded
+# (batch 16, 48x48 LR) per attention form (auto, fast, direct) in fp32 and bf16; MSNLAB forward at a 256x256 feature map (memory-bounded
 # vs direct attention, where the direct form fits); GPU leasing with two concurrent training runs
 # on 2 simulated GPUs (MSNLAN_GPU_COUNT=2) mapped onto the real one; a run killed with SIGKILL
 # and resumed on the GPU (same iterations and lr as an uninterrupted run; weights compared).
@@ -25,13 +25,13 @@ LOG="$OUT/gpu_check.log"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-ITERS=${GPU_CHECK_ITERS:-30}
+ITERS=${GPU_CHECK_ITERS:-20}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
-    DEV=cpu; THR_CONFIGS=demo; ITERS=2; MSN_SIZE=48; LEASE_ITERS=2
+    DEV=cpu; THR_CONFIGS=demo; THR_BATCH=2; ITERS=2; MSN_SIZE=48; LEASE_ITERS=2
 else
-    DEV=cuda; THR_CONFIGS=paper; MSN_SIZE=256; LEASE_ITERS=30
+    DEV=cuda; THR_CONFIGS=paper; THR_BATCH=16; MSN_SIZE=256; LEASE_ITERS=30
 fi
 
 declare -a SUMMARY=()
@@ -111,10 +111,12 @@ fi
 
 # ---------------------------------------------------------------- 4. training throughput
 if [ "$CORE_OK" = 1 ]; then
+    # every attention form (auto must be the fastest or within 5% of it), fp32 and bf16, batch 16;
+    # the forms run interleaved in one process, each step timed with its peak memory
     for amp in none bf16; do
-        run_step "throughput $THR_CONFIGS amp=$amp" 90 "$PY" benchmarks/train_throughput.py --configs "$THR_CONFIGS" \
-            --device "$DEV" --amp "$amp" --iterations "$ITERS" --warmup 3 --profile-steps 2 --top 12 \
-            --json "$OUT/throughput_$amp.json"
+        run_step "throughput $THR_CONFIGS amp=$amp" 150 "$PY" benchmarks/train_throughput.py --configs "$THR_CONFIGS" \
+            --batches "$THR_BATCH" --modes auto,fast,direct --device "$DEV" --amp "$amp" --iterations "$ITERS" \
+            --warmup 3 --profile-steps 2 --top 12 --json "$OUT/throughput_$amp.json"
     done
 else
     skip_step "throughput paper" "core dependencies (yaml, jsonschema, numpy, PIL) missing, or no CUDA"
