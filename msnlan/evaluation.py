@@ -22,7 +22,8 @@ import torch
 from .data.datasets import Dataset, file_sha256, load_dataset
 from .data.images import write_image
 from .errors import CheckpointError, ConfigError
-from .inference import inference_protocol, resolve_device, upscale
+from .checks import check_scale, resolve_device
+from .inference import inference_protocol, upscale
 from .memory import peak_rss_kib, reset_peak_rss
 from .io_utils import write_json_atomic, write_text_atomic
 
@@ -195,8 +196,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     Returns the protocol dict (with its 'summary'). See `load_method` for what `method` and
     `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`.
     """
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+    scale = check_scale(scale, supported=None)
     if not str(out_csv).endswith(".csv"):
         raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
     log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))

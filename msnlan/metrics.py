@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from msnlan.errors import DataError
+from .checks import check_scale
+from .errors import DataError
 
 __all__ = [
     "rgb_to_y",
@@ -137,9 +138,7 @@ def _check_uint8_image(image: Any, role: str) -> np.ndarray:
 
 
 def _check_scale(scale: Any) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise DataError(f"evaluate_pair: scale must be a positive integer, got {scale!r}")
-    return int(scale)
+    return check_scale(scale, supported=None, error=DataError, what="evaluate_pair: scale")
 
 
 def _resolve_crop(scale: int, crop_border: int | None) -> int:

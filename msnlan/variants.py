@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import yaml
 
+from .checks import schema_error_message, validate_with_schema
 from .errors import ConfigError
 
 #: every setting of the generic network; a resolved variant has all of them
@@ -48,30 +48,18 @@ def _schema() -> dict:
     return json.loads(resources.files("msnlan").joinpath("schemas/variant.schema.json").read_text())
 
 
-def _format_key(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
+def _variant_wording(err) -> str:
+    if err.validator == "not" and "patch_sizes" in [str(p) for p in err.absolute_path]:
+        key = ".".join(str(p) for p in err.absolute_path)
+        return f"key {key!r}: patch size {err.instance!r} must be odd"
+    return schema_error_message(err)
 
 
 def validate_variant_dict(data: Any, source: str) -> None:
     """Check one variant file's content against the schema; raise ConfigError naming file and key."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: a variant file must be a mapping, got {type(data).__name__}")
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        key = _format_key(err.absolute_path)
-        if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            key = _format_key(list(err.absolute_path) + [extra[0]]) if extra else key
-            msg = f"unknown key {key!r}"
-        elif err.validator == "not" and "patch_sizes" in key:
-            msg = f"key {key!r}: patch size {err.instance!r} must be odd"
-        elif err.validator in ("enum",):
-            msg = f"key {key!r}: {err.instance!r} is not one of {err.validator_value}"
-        else:
-            msg = f"key {key!r}: {err.message}"
-        raise ConfigError(f"{source}: {msg}")
+    validate_with_schema(_schema(), data, source, wording=_variant_wording)
 
 
 def _locate(ref: str, relative_to: Path | None) -> Path:

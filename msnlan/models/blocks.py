@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_scale
+
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, padding: int | None = None) -> nn.Conv2d:
     """A biased stride-1 convolution, zero-padded to keep the size unless `padding` says otherwise."""
@@ -130,4 +132,5 @@ def upsampler(n_feats: int, scale: int) -> nn.Sequential:
     if scale == 4:
         return nn.Sequential(conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2),
                              conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2))
-    raise ValueError(f"scale {scale!r} is not one of 2, 3, 4")
+    check_scale(scale, error=ValueError)  # raises: an upsampler exists for 2, 3 and 4 only
+    raise AssertionError(scale)

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..checks import check_scale
 from ..errors import CheckpointError
 from .msnlab import NORM_EPS
 
@@ -30,8 +31,7 @@ def _conv(authors: str, ours: str) -> list[tuple[str, str]]:
 
 def authors_key_map(scale: int) -> "OrderedDict[str, str]":
     """{authors' key: our key} for every weight of the paper model at `scale` (escape_NaN excluded)."""
-    if scale not in (2, 3, 4):
-        raise CheckpointError(f"scale {scale!r} is not one of 2, 3, 4")
+    scale = check_scale(scale, error=CheckpointError)
     pairs: list[tuple[str, str]] = []
     pairs += _conv("sub_mean", "sub_mean") + _conv("add_mean", "add_mean") + _conv("head.0", "head")
     for g in range(_GROUPS):

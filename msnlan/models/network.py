@@ -16,12 +16,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import SCALES, check_scale
 from ..errors import ConfigError
 from ..variants import resolve_variant
 from .blocks import MeanShift, ResidualGroup, conv, upsampler
 from .msnlab import MSNLAB
-
-SCALES = (2, 3, 4)
 
 
 class MSNLAN(nn.Module):
@@ -33,8 +32,7 @@ class MSNLAN(nn.Module):
                  reduction: int = 16, rgb_mean: Sequence[float] = (0.4025, 0.4482, 0.4264),
                  rgb_range: float = 255) -> None:
         super().__init__()
-        if scale not in SCALES:
-            raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+        scale = check_scale(scale)
         if n_resgroups < 1:
             raise ConfigError(f"n_resgroups must be >= 1, got {n_resgroups}")
         self.n_before = n_resgroups // 2  # groups before the MSNLAB (RG1..RG4 in the paper)
@@ -109,12 +107,7 @@ def build_model(variant: str | os.PathLike | Mapping[str, Any], scale: int, **ov
 
     The returned module carries `.variant` (the resolved variant) and `.scale`.
     """
-    try:
-        scale_int = int(scale)
-    except (TypeError, ValueError):
-        raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}") from None
-    if scale_int != scale or scale_int not in SCALES:
-        raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+    scale_int = check_scale(scale)
     resolved = _resolve(variant, overrides)
     settings = resolved["model"]
     if settings["msnlab"] and settings["n_feats"] < 2:

@@ -22,15 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_scale
 from ..errors import ConfigError, DataError, MsnlanError
 from ..io_utils import write_json_atomic
+from ..models.network import count_parameters
 from ..provenance import environment
-from ..variants import resolve_variant
 from . import checkpoint as ckpt
 from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
 from .gpu_lease import claim_device
 from .log_csv import LogWriter, truncate_log
-from .presets import load_preset
+from .presets import load_preset, trained_variant
 from .progress import Progress
 from .run_dir import build_config, config_differences, prepare_run_dir
 from .validation import load_validation_pairs, validate
@@ -154,16 +155,13 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
     def say(msg: str) -> None:
         print(f"msnlan train: {msg}", file=stream, flush=True)
 
-    from ..models.network import SCALES
-
-    if isinstance(scale, bool) or scale not in SCALES:
-        raise ConfigError(f"--scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+    check_scale(scale, what="--scale")
     for flag, path in (("--train-data", train_data), ("--val-data", val_data)):
         if not Path(path).exists():
             raise DataError(f"{flag} {path} does not exist")
     preset_info = load_preset(preset, overrides)
     settings = preset_info["settings"]
-    resolved = resolve_variant(variant, **settings["model"])
+    resolved = trained_variant(variant, preset_info)
     if init_from is not None and not Path(init_from).is_file():
         raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
     config = build_config(resolved, scale, preset_info, train_data, val_data, init_from)
@@ -240,7 +238,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                                      "initialised_fresh": init_report["initialised_fresh"]}}
     truncate_log(run_dir / "log.csv", iteration)
     _write_environment(run_dir, dev, lease, status, iteration,
-                       {"parameters": sum(p.numel() for p in model.parameters()), **init_report})
+                       {"parameters": count_parameters(model)["total"], **init_report})
 
     total = s["iterations"]
     source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler

@@ -42,19 +42,11 @@ def config_sources() -> str:
 
 def explain_validation_error(exc: Exception) -> ConfigProblem:
     """Reword snakemake.utils.validate's error so that it names the config file(s) and the key."""
-    cause = exc.__cause__ or exc.__context__ or exc
-    path = list(getattr(cause, "absolute_path", []) or [])
-    key = ".".join(str(p) for p in path) or "<top level>"
-    message = getattr(cause, "message", None) or str(exc)
-    validator = getattr(cause, "validator", None)
-    if validator == "additionalProperties":
-        known = sorted(getattr(cause, "schema", {}).get("properties", {}))
-        extra = sorted(set(cause.instance) - set(known)) if isinstance(cause.instance, dict) else []
-        if extra:
-            dotted = f"{key}.{extra[0]}" if path else extra[0]
-            message = f"unknown key {dotted!r} (allowed here: {', '.join(known)})"
-            return ConfigProblem(f"invalid config ({config_sources()}): {message}")
-    return ConfigProblem(f"invalid config ({config_sources()}): key {key!r}: {message}")
+    from msnlan.checks import schema_error_message
+
+    cause = exc.__cause__ or exc.__context__
+    message = schema_error_message(cause) if hasattr(cause, "validator") else str(exc)
+    return ConfigProblem(f"invalid config ({config_sources()}): {message}")
 
 
 def _read_checksums(path: str) -> dict:
@@ -136,19 +128,15 @@ class Plan:
                                 f"({', '.join(self.variants)}) of {config['ablations_dir']}") from None
 
 
-def _preset_model_settings(cfg: dict) -> dict:
-    """The model settings the training preset (plus train.overrides) imposes on every variant.
-
-    Loading the preset here also checks the preset name and the overrides before any job starts.
-    """
+def _load_training_preset(cfg: dict) -> dict:
+    """The training preset with train.overrides, loaded now to check its name and the overrides."""
     from msnlan.errors import MsnlanError
     from msnlan.training.presets import load_preset
 
     try:
-        preset = load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
+        return load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
     except MsnlanError as exc:
         raise ConfigProblem(f"config keys 'train.preset'/'train.overrides' ({config_sources()}): {exc}") from None
-    return dict(preset["settings"].get("model") or {})
 
 
 def _select_variants(cfg: dict) -> dict:
@@ -165,6 +153,7 @@ def _select_variants(cfg: dict) -> dict:
     # here and in every msnlan command the jobs run
     os.environ["MSNLAN_ABLATIONS"] = str(folder.resolve())
     from msnlan.errors import MsnlanError
+    from msnlan.training.presets import trained_variant
     from msnlan.variants import resolve_variant, variant_hash
 
     available = sorted(p.stem for p in folder.glob("*.yaml"))
@@ -175,7 +164,7 @@ def _select_variants(cfg: dict) -> dict:
                             f"{folder} (available: {', '.join(available) or 'none'})")
     if not wanted:
         raise ConfigProblem(f"config key 'ablations_dir': no *.yaml variant files in {folder}")
-    preset_model = _preset_model_settings(cfg)
+    preset = _load_training_preset(cfg)
     variants = {}
     for name in wanted:
         path = folder / f"{name}.yaml"
@@ -184,7 +173,7 @@ def _select_variants(cfg: dict) -> dict:
                                 "rename the file")
         try:
             resolved = resolve_variant(path)
-            trained = resolve_variant(path, **preset_model)
+            trained = trained_variant(path, preset)
         except MsnlanError as exc:
             raise ConfigProblem(f"invalid variant file: {exc}") from None
         variants[name] = {"file": str(path), "hash": variant_hash(resolved),

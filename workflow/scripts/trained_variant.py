@@ -7,13 +7,13 @@ network that was trained. The file is named after the variant, so results keep i
 import yaml
 
 from msnlan.io_utils import write_text_atomic
-from msnlan.training.presets import load_preset
-from msnlan.variants import resolve_variant, variant_hash
+from msnlan.training.presets import load_preset, trained_variant
+from msnlan.variants import variant_hash
 
 
 def main(snakemake) -> None:
     preset = load_preset(snakemake.params.preset, overrides=list(snakemake.params.overrides))
-    resolved = resolve_variant(snakemake.params.variant_file, **(preset["settings"].get("model") or {}))
+    resolved = trained_variant(snakemake.params.variant_file, preset)
     digest = variant_hash(resolved)
     if digest != snakemake.params.trained_hash:
         raise RuntimeError(f"{snakemake.params.variant_file} changed while the workflow ran "
