@@ -5,11 +5,8 @@ Writes the per-image CSV (image, psnr, ssim, seconds, peak_memory_mb) and, besid
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import logging
-import math
 import os
 import sys
 import time
@@ -25,11 +22,11 @@ from .errors import CheckpointError, ConfigError
 from .checks import check_scale, resolve_device
 from .inference import inference_protocol, upscale
 from .memory import peak_rss_kib, reset_peak_rss
-from .io_utils import write_json_atomic, write_text_atomic
+from .results import layout
+from .results.evaluations import write_eval_csv, write_protocol
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
 RANDOM_INIT_SEED = 0
 
 
@@ -162,28 +159,6 @@ def _progress(total: int, enabled: bool | None):
     return tqdm(total=total, unit="img", file=sys.stderr)
 
 
-def _fmt(value: float, digits: int) -> str:
-    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
-
-
-def write_rows_csv(path: str | os.PathLike, rows: list[dict]) -> None:
-    """The per-image CSV, atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow([r["image"], _fmt(r["psnr"], 6), _fmt(r["ssim"], 8), f"{r['seconds']:.4f}",
-                         f"{r['peak_memory_mb']:.1f}"])
-    write_text_atomic(path, buf.getvalue())
-
-
-def protocol_path_for(csv_path: str | os.PathLike) -> Path:
-    """RESULTS.csv -> RESULTS.protocol.json beside it."""
-    p = Path(csv_path)
-    stem = p.name[:-4] if p.name.endswith(".csv") else p.name
-    return p.with_name(f"{stem}.protocol.json")
-
-
 def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: int, out_csv: str | os.PathLike,
                     *, checkpoint: str | os.PathLike | None = None, random_init: bool = False,
                     tile: str | None = None, min_pixels: int | None = None, overlap: int = 10,
@@ -265,7 +240,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "checkpoint_sha256": meth.checkpoint_sha256,
         "checkpoint_info": meth.checkpoint_info,
         "scale": scale,
-        "benchmark": protocol_path_for(out_csv).name[: -len(".protocol.json")],
+        "benchmark": layout.protocol_json(out_csv).name[: -len(".protocol.json")],
         "dataset_name": ds.name,
         "dataset": str(ds.prepared or ds.root),
         "dataset_source": str(ds.root),
@@ -287,6 +262,6 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
-    write_rows_csv(out_csv, rows)
-    write_json_atomic(protocol_path_for(out_csv), protocol)  # last: marks the evaluation complete
+    write_eval_csv(out_csv, rows)
+    write_protocol(out_csv, protocol)  # last: marks the evaluation complete
     return protocol

@@ -195,9 +195,9 @@ def evaluate_pair(
 def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Dataset means of per-image ``{'psnr', 'ssim'}`` rows.
 
-    PSNR mean: the arithmetic mean of the per-image PSNRs (in dB) over the images whose PSNR is
-    finite; images with PSNR = +inf (SR identical to HR) are left out of that mean and counted in
-    ``n_infinite_psnr``. If every image is infinite the mean is inf. SSIM: the mean over all images.
+    Checks each row, then applies msnlan.results.summary.summarize (the suite's one rule: PSNR
+    averaged over the finite values, infinite ones counted in ``n_infinite_psnr``, inf if every
+    image is infinite; SSIM averaged over all images).
 
     Returns ``{'psnr', 'ssim', 'n_images', 'n_infinite_psnr'}``.
     """
@@ -216,13 +216,9 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         ssims.append(s)
     if not psnrs:
         raise DataError("summarize: no rows to summarize")
-    finite = [p for p in psnrs if math.isfinite(p)]
-    return {
-        "psnr": float(np.mean(finite)) if finite else math.inf,
-        "ssim": float(np.mean(ssims)),
-        "n_images": len(psnrs),
-        "n_infinite_psnr": len(psnrs) - len(finite),
-    }
+    from .results.summary import summarize as summarize_values
+
+    return summarize_values(psnrs, ssims)
 
 
 def protocol_description(scale: int, crop_border: int | None = None, y_channel: bool = True) -> dict[str, Any]:

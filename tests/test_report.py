@@ -200,7 +200,8 @@ def test_report_cli_errors_are_user_errors(tmp_path, capsys):
 
 
 def test_complexity_rows_tolerate_missing_fields_and_show_self_ensemble_cost():
-    from msnlan.report.complexity_table import build_complexity_table, complexity_frame
+    from msnlan.report.complexity_table import build_complexity_table
+    from msnlan.results.complexity import complexity_frame
 
     full = {"params": {"total": 2_000_000, "trainable": 1_999_976, "fixed": 24},
             "macs": {"720p": {"lr_size": [360, 640], "total": 5e11, "as_executed": {"total": 5e11},

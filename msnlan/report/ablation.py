@@ -7,6 +7,7 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from ..results.summary import mean_psnr
 from ..variants import components
 from .main_table import PSNR_DECIMALS, scale_label
 from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
@@ -69,8 +70,8 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
                 if mine.empty:
                     row.cells[f"{b}/psnr"], row.cells[f"{b}/delta"] = Cell(), Cell()
                     continue
-                finite = mine.psnr[mine.psnr.abs() != float("inf")]
-                row.cells[f"{b}/psnr"] = Cell.number(float(finite.mean()) if len(finite) else None,
+                psnr = mean_psnr(mine.psnr)
+                row.cells[f"{b}/psnr"] = Cell.number(psnr,
                                                      PSNR_DECIMALS, title=f"n={len(mine)}")
                 if v == ref:
                     row.cells[f"{b}/delta"] = Cell("(reference)")
@@ -91,7 +92,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
                         f"fewer than {FEW_IMAGES} images: the bootstrap interval is rough (n shown on hover)"))
                 row.cells[f"{b}/delta"] = cell
                 tidy.append({"scale": s, "benchmark": b, "variant": v, "reference": ref,
-                             "psnr": float(finite.mean()) if len(finite) else float("nan"),
+                             "psnr": psnr,
                              "delta": res.mean, "ci_low": res.low, "ci_high": res.high, "n_pairs": res.n,
                              "level": settings.level, "resamples": settings.resamples, "seed": settings.seed,
                              "ci_excludes_zero": res.excludes_zero})

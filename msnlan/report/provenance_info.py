@@ -6,7 +6,8 @@ from typing import Sequence
 
 from .. import provenance
 from .collect import format_tiling
-from .results import EvalResult, RunInfo
+from ..results.evaluations import EvalResult
+from ..results.runs import RunInfo
 
 PROTOCOL_FIELDS = ("lr_source", "tiling", "self_ensemble", "shave", "color_space", "ssim", "device",
                    "git_commit", "random_init")

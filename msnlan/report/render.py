@@ -19,11 +19,12 @@ from ..errors import ConfigError
 from ..io_utils import atomic_path, write_text_atomic
 from .ablation import AblationSettings, build_ablation_table
 from .collect import Collected, collect
-from .complexity_table import build_complexity_table, complexity_frame
+from .complexity_table import build_complexity_table
 from .main_table import build_main_table, main_table_frame, method_order
 from .provenance_info import demo_banner, protocol_overview, protocol_rows, report_environment, run_rows
 from .published import STANDARD_COUNTS, load_published
-from .results import find_complexity, resolved_variant_for
+from ..results.complexity import complexity_frame, find_complexity
+from ..results.runs import recorded_variant
 from .settings import ReportSettings, load_settings
 from .tables import Table, to_latex, to_markdown
 
@@ -97,7 +98,7 @@ def _resolver(collected: Collected, settings: ReportSettings):
     from ..variants import resolve_variant
 
     def resolve(variant: str, scale: int):
-        found, source = resolved_variant_for(variant, collected.run(variant, scale))
+        found, source = recorded_variant(variant, collected.run(variant, scale))
         if found is not None and source != "unknown" and not source.startswith("variant file"):
             return found, source
         for ev in collected.evals:  # the evaluation recorded the settings of the network it ran

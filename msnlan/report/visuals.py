@@ -12,7 +12,8 @@ import pandas as pd
 from ..errors import ConfigError, MsnlanError
 from .crops import (FINE_STRUCTURE_IMAGES, CropBox, check_box, choose_crop, crop, crop_margin, crop_metrics,
                     default_crop_size, overview_with_box, png_data_uri, zoom_factor, zoom_nearest)
-from .results import EvalResult, sr_image_path
+from ..results.evaluations import EvalResult
+from ..results.layout import sr_image
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
     shown = [m for m in methods if m in set(here.method)]
     srs: dict[str, tuple[np.ndarray, str]] = {}
     for m in shown:
-        p = sr_image_path(results_dir, m, s, bench, pair.name)
+        p = sr_image(results_dir, m, s, bench, pair.name)
         if p.is_file():
             img = read_image(p)
             if img.shape != hr.shape:

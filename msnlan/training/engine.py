@@ -24,13 +24,12 @@ import torch.nn.functional as F
 
 from ..checks import check_scale
 from ..errors import ConfigError, DataError, MsnlanError
-from ..io_utils import write_json_atomic
 from ..models.network import count_parameters
+from ..results.runs import ENVIRONMENT, LogWriter, read_environment, truncate_log, write_environment
 from ..provenance import environment
 from . import checkpoint as ckpt
 from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
 from .gpu_lease import claim_device
-from .log_csv import LogWriter, truncate_log
 from .presets import load_preset, trained_variant
 from .progress import Progress
 from .run_dir import build_config, config_differences, prepare_run_dir
@@ -92,14 +91,12 @@ def _seed_everything(seed: int) -> None:
 def _write_environment(run_dir: Path, device: torch.device, lease, status: str, start_iteration: int,
                        extra: Mapping[str, Any]) -> None:
     """environment.json: where this session runs, plus a list of all sessions of the run."""
-    path = run_dir / "environment.json"
+    path = run_dir / ENVIRONMENT
     sessions = []
     if status == "resume" and path.is_file():
-        import json
-
         try:
-            sessions = json.loads(path.read_text()).get("sessions", [])
-        except (OSError, ValueError):
+            sessions = read_environment(path).get("sessions", [])
+        except DataError:  # a damaged record of earlier sessions does not stop training
             sessions = []
     env = environment(device)
     env.update({"device_note": lease.message, "gpu_lease": lease.as_dict(), "torch_threads": torch.get_num_threads(),
@@ -107,7 +104,7 @@ def _write_environment(run_dir: Path, device: torch.device, lease, status: str, 
     sessions.append({"date": env["date"], "device": env["device"], "start_iteration": start_iteration,
                      "git_commit": env["git_commit"]})
     env["sessions"] = sessions
-    write_json_atomic(path, env)
+    write_environment(run_dir, env)
 
 
 def _final_summary(run_dir: Path, status: str) -> dict:

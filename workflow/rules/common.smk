@@ -14,6 +14,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from msnlan.results import layout
+
 #: datasets written by `msnlan demo-data` are named in a config as "demo:<set>"
 DEMO_PREFIX = "demo:"
 DEMO_SETS = ("DemoTrain", "DemoVal", "DemoA", "DemoB")
@@ -97,21 +99,39 @@ class Plan:
     archives: dict = field(default_factory=dict)   # archive -> checksums row, for missing data
     needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
 
-    # ---- paths of results (docs/architecture.md, results-folder layout) ----
+    # ---- paths of results: msnlan.results.layout, as strings (wildcards pass through) ----
+    def demo_dir(self) -> str:
+        return str(layout.demo_dir(self.results))
+
     def dataset_json(self, dataset: str) -> str:
-        return f"{self.results}/data/{dataset}/dataset.json"
+        return str(layout.dataset_json(self.results, dataset))
 
     def final_weights(self, variant: str, scale) -> str:
-        return f"{self.results}/runs/{variant}/x{scale}/final.pt"
+        return str(layout.final_weights(self.results, variant, scale))
 
     def eval_table(self, method: str, scale, benchmark: str) -> str:
-        return f"{self.results}/eval/{method}/x{scale}/{benchmark}.csv"
+        return str(layout.eval_csv(self.results, method, scale, benchmark))
+
+    def protocol(self, method: str, scale, benchmark: str) -> str:
+        return str(layout.protocol_json(layout.eval_csv(self.results, method, scale, benchmark)))
+
+    def sr_images(self, method: str, scale, benchmark: str) -> str:
+        return str(layout.sr_images_dir(self.results, method, scale, benchmark))
 
     def trained_variant_file(self, variant: str) -> str:
-        return f"{self.results}/variants/{variant}.yaml"
+        return str(layout.trained_variant_file(self.results, variant))
 
     def complexity_json(self, variant: str, scale) -> str:
-        return f"{self.results}/complexity/{variant}/x{scale}.json"
+        return str(layout.complexity_json(self.results, variant, scale))
+
+    def workflow_config(self) -> str:
+        return str(layout.workflow_config(self.results))
+
+    def table(self, name: str) -> str:
+        return str(layout.tables_dir(self.results) / name)
+
+    def report_index(self) -> str:
+        return str(layout.report_index(self.results))
 
     def methods(self) -> list:
         """Every evaluated method: bicubic (if asked), each variant, and "<variant>+" rows."""
@@ -268,7 +288,7 @@ def uses_gpu() -> bool:
 def dataset_source_path(dataset: str) -> str:
     src = P.datasets[dataset]
     if src.startswith(DEMO_PREFIX):
-        return f"{P.results}/demo/{src[len(DEMO_PREFIX):]}"
+        return f"{P.demo_dir()}/{src[len(DEMO_PREFIX):]}"
     return src
 
 
@@ -279,7 +299,7 @@ def prepare_input(wildcards) -> dict:
                             f"(known: {', '.join(P.datasets)})")
     src = P.datasets[wildcards.dataset]
     if src.startswith(DEMO_PREFIX):
-        return {"source": f"{P.results}/demo"}
+        return {"source": P.demo_dir()}
     if wildcards.dataset in P.needs_archive:
         return {"unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"}
     return {"source": src}
@@ -330,7 +350,7 @@ def complexity_options() -> str:
 def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
-    return "--save-images " + shlex.quote(f"{P.results}/images/{method}/x{wildcards.scale}/{wildcards.benchmark}")
+    return "--save-images " + shlex.quote(P.sr_images(method, wildcards.scale, wildcards.benchmark))
 
 
 def archive_row(wildcards) -> dict:
@@ -344,10 +364,10 @@ def archive_row(wildcards) -> dict:
 
 def eval_outputs(method: str) -> dict:
     """Named outputs of an evaluation job; the SR images folder only when they are saved."""
-    stem = f"{P.results}/eval/{method}/x{{scale}}/{{benchmark}}"
-    out = {"table": f"{stem}.csv", "protocol": f"{stem}.protocol.json"}
+    out = {"table": P.eval_table(method, "{scale}", "{benchmark}"),
+           "protocol": P.protocol(method, "{scale}", "{benchmark}")}
     if config["evaluate"]["save_images"]:
-        out["images"] = directory(f"{P.results}/images/{method}/x{{scale}}/{{benchmark}}")
+        out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}"))
     return out
 
 
@@ -366,7 +386,7 @@ def folder_of(name: str, levels: int = 1):
 def all_evaluations() -> list:
     """Every eval table and protocol the config asks for."""
     tables = [P.eval_table(m, s, b) for m in P.methods() for s in P.scales for b in P.benchmarks]
-    return tables + [t[: -len(".csv")] + ".protocol.json" for t in tables]
+    return tables + [str(layout.protocol_json(t)) for t in tables]
 
 
 def all_complexity() -> list:

@@ -7,7 +7,7 @@
 rule record_config:
     """The workflow config in force (after defaults), for the report's settings section."""
     output:
-        config=f"{P.results}/workflow_config.yaml",
+        config=P.workflow_config(),
     params:
         # JSON text so the params trigger compares it exactly; any config change rewrites the file.
         # `variants` lists the selected variants (the report's row order), also when the config
@@ -30,13 +30,13 @@ rule collect:
         weights=all_weights(),
     output:
         summary=report(
-            f"{P.results}/tables/summary.csv",
+            P.table("summary.csv"),
             caption="../report/summary.rst",
             category="Tables",
             labels={"table": "summary"},
         ),
         per_image=report(
-            f"{P.results}/tables/per_image.csv",
+            P.table("per_image.csv"),
             caption="../report/per_image.rst",
             category="Tables",
             labels={"table": "per image"},
@@ -54,12 +54,12 @@ rule collect:
 rule report:
     """The HTML report: paper-style tables, ablation table, complexity, plots and visual crops."""
     input:
-        summary=f"{P.results}/tables/summary.csv",
-        per_image=f"{P.results}/tables/per_image.csv",
-        config=f"{P.results}/workflow_config.yaml",
+        summary=P.table("summary.csv"),
+        per_image=P.table("per_image.csv"),
+        config=P.workflow_config(),
     output:
         html=report(
-            f"{P.results}/report/index.html",
+            P.report_index(),
             caption="../report/index.rst",
             category="Report",
             labels={"page": "MSNLAN report"},
