@@ -59,7 +59,7 @@ rule prepare:
     output:
         dataset=P.dataset_json("{dataset}"),
     params:
-        source=lambda wc: dataset_source_path(wc.dataset),
+        source=lambda wc: P.dataset_source(wc.dataset),
         out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",

@@ -3,6 +3,8 @@
 # (the `report:` section, row and column order) from the recorded workflow config. Both are registered
 # with Snakemake's report() so that `snakemake --report report.zip` bundles them.
 
+import json
+
 
 rule record_config:
     """The workflow config in force (after defaults), for the report's settings section."""
@@ -25,9 +27,9 @@ rule record_config:
 rule collect:
     """tables/summary.csv (one row per method x scale x benchmark) and tables/per_image.csv."""
     input:
-        evaluations=all_evaluations(),
-        complexity=all_complexity(),
-        weights=all_weights(),
+        evaluations=P.all_evaluations(),
+        complexity=P.all_complexity() if config["complexity"]["enabled"] else [],
+        weights=P.all_weights(),
     output:
         summary=report(
             P.table("summary.csv"),
