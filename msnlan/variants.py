@@ -1,7 +1,12 @@
-"""Variant files (ablations/*.yaml): loading, base inheritance and schema validation.
+"""Variant files: loading, base inheritance and schema validation.
 
 A variant file names its base (`_base_`) and lists only what differs, as in detectron2's
 configs. `resolve_variant` returns the full, validated model settings.
+
+A name resolves, in this order, to: a file beside the referring file; a file of the user's folder
+($MSNLAN_ABLATIONS, else the checkout's ablations/); one of the five standard variants shipped in
+msnlan/standard_variants; the built-in base "paper" (msnlan.paper.PAPER_MODEL). So an installed
+package knows the standard variants, and a user's file of the same name overrides one.
 """
 from __future__ import annotations
 
@@ -26,21 +31,41 @@ MODEL_KEYS = (
 )
 
 
-def ablations_dir() -> Path:
-    """Folder of the named variants: $MSNLAN_ABLATIONS, else the checkout's ablations/."""
+#: the built-in base of the standard variants: the paper model's settings (msnlan.paper)
+PAPER_BASE = "paper"
+
+
+def user_variants_dir() -> Path | None:
+    """The user's variant folder: $MSNLAN_ABLATIONS, else the checkout's ablations/ (None if absent).
+
+    Its files override the standard variants of the same name and add new ones.
+    """
     env = os.environ.get("MSNLAN_ABLATIONS")
-    path = Path(env) if env else Path(__file__).resolve().parent.parent / "ablations"
-    if not path.is_dir():
-        raise ConfigError(
-            f"variant folder {path} does not exist; set MSNLAN_ABLATIONS to the folder of variant "
-            "YAML files, or pass a variant file path"
-        )
-    return path
+    if env:
+        if not Path(env).is_dir():
+            raise ConfigError(f"MSNLAN_ABLATIONS: variant folder {env} does not exist")
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "ablations"
+    return checkout if checkout.is_dir() else None
+
+
+def standard_variants_dir() -> Path:
+    """The five standard variants shipped with the package (msnlan/standard_variants)."""
+    return Path(str(resources.files("msnlan").joinpath("standard_variants")))
+
+
+def _named_files() -> dict[str, Path]:
+    """Variant name -> file: the standard variants, overridden and extended by the user's folder."""
+    files = {p.stem: p for p in standard_variants_dir().glob("*.yaml")}
+    user = user_variants_dir()
+    if user is not None:
+        files.update({p.stem: p for p in user.glob("*.yaml")})
+    return files
 
 
 def list_variants() -> list[str]:
-    """Names of the registered variants (the *.yaml files of the ablations folder)."""
-    return sorted(p.stem for p in ablations_dir().glob("*.yaml"))
+    """Names of the registered variants: the standard ones and those of the user's folder."""
+    return sorted(_named_files())
 
 
 @lru_cache(maxsize=None)
@@ -62,22 +87,31 @@ def validate_variant_dict(data: Any, source: str) -> None:
     validate_with_schema(_schema(), data, source, wording=_variant_wording)
 
 
-def _locate(ref: str, relative_to: Path | None) -> Path:
-    """A variant reference is a registered name, or a path (relative to the referring file)."""
+def _locate(ref: str, relative_to: Path | None) -> Path | str:
+    """A variant reference: a file beside the referring one, a path, a registered name, or the
+    built-in base "paper" (returned as that string)."""
     candidates = []
     if relative_to is not None:
         candidates += [relative_to / ref, relative_to / f"{ref}.yaml"]
     candidates.append(Path(ref))
-    if not ref.endswith((".yaml", ".yml")) and "/" not in ref:
-        try:
-            candidates.append(ablations_dir() / f"{ref}.yaml")
-        except ConfigError:
-            pass
+    is_name = not ref.endswith((".yaml", ".yml")) and "/" not in ref
+    if is_name and ref in _named_files():
+        candidates.append(_named_files()[ref])
     for c in candidates:
         if c.is_file():
             return c.resolve()
+    if ref == PAPER_BASE:
+        return PAPER_BASE
     known = ", ".join(list_variants()) if Path(ref).suffix == "" else ""
     raise ConfigError(f"unknown variant {ref!r}" + (f" (registered: {known})" if known else ""))
+
+
+def _load(ref: Path | str, chain: tuple) -> dict:
+    if ref == PAPER_BASE:
+        from .paper import PAPER_DESCRIPTION, PAPER_MODEL
+
+        return {"description": PAPER_DESCRIPTION, "model": copy.deepcopy(PAPER_MODEL)}
+    return _load_file(ref, chain)
 
 
 def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
@@ -93,7 +127,7 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
     validate_variant_dict(data, str(path))
     model: dict = {}
     if "_base_" in data:
-        base = _load_file(_locate(data["_base_"], path.parent), chain + (path,))
+        base = _load(_locate(data["_base_"], path.parent), chain + (path,))
         model = base["model"]
     model.update(copy.deepcopy(data.get("model", {})))
     return {"description": data.get("description", ""), "model": model}
@@ -123,14 +157,15 @@ def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides:
         validate_variant_dict(data, "<mapping>")
         model: dict = {}
         if "_base_" in data:
-            model = _load_file(_locate(data["_base_"], None), ())["model"]
+            model = _load(_locate(data["_base_"], None), ())["model"]
         model.update(copy.deepcopy(data.get("model", {})))
         resolved = {"name": data.get("name", "custom"), "description": data.get("description", ""),
                     "source": "<mapping>", "model": model}
     else:
         path = _locate(os.fspath(variant), None)
-        loaded = _load_file(path, ())
-        resolved = {"name": path.stem, "description": loaded["description"], "source": str(path),
+        loaded = _load(path, ())
+        name = path.stem if isinstance(path, Path) else PAPER_BASE
+        resolved = {"name": name, "description": loaded["description"], "source": str(path),
                     "model": loaded["model"]}
     if overrides:
         validate_variant_dict({"model": overrides}, f"{resolved['source']} (overrides)")

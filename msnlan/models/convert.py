@@ -19,10 +19,13 @@ import torch
 
 from ..checks import check_scale
 from ..errors import CheckpointError
+from ..paper import PAPER_DESCRIPTION, PAPER_MODEL
 from .msnlab import NORM_EPS
 
 #: the paper model's layout, which the authors' checkpoints have
-_GROUPS, _BLOCKS, _BRANCHES, _SKIP_FUSIONS = 8, 9, 3, 3
+_GROUPS, _BLOCKS = PAPER_MODEL["n_resgroups"], PAPER_MODEL["n_resblocks"]
+_BRANCHES = len(PAPER_MODEL["patch_sizes"])
+_SKIP_FUSIONS = _GROUPS - _GROUPS // 2 - 1  # every group after the MSNLAB but the first
 
 
 def _conv(authors: str, ours: str) -> list[tuple[str, str]]:
@@ -67,11 +70,14 @@ def authors_key_map(scale: int) -> "OrderedDict[str, str]":
 
 
 def _expected_shapes(scale: int) -> dict[str, torch.Size]:
-    """Shapes of our paper variant's state_dict, built on the meta device (no memory)."""
+    """Shapes of the paper model's state_dict, built on the meta device (no memory).
+
+    Built from msnlan.paper, never from a variant file a user may have edited.
+    """
     from .network import build_model
 
     with torch.device("meta"):
-        model = build_model("msnlan", scale)
+        model = build_model({"name": "msnlan", "description": PAPER_DESCRIPTION, "model": PAPER_MODEL}, scale)
     return {k: v.shape for k, v in model.state_dict().items()}
 
 

@@ -11,13 +11,14 @@ the later fusions). Without dense skips, the groups run one after the other.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from ..checks import SCALES, check_scale
 from ..errors import ConfigError
+from ..paper import PAPER_MODEL
 from ..variants import resolve_variant
 from .blocks import MeanShift, ResidualGroup, conv, upsampler
 from .msnlab import MSNLAB
@@ -26,22 +27,27 @@ from .msnlab import MSNLAB
 class MSNLAN(nn.Module):
     """Maps N x 3 x h x w images in 0..rgb_range to N x 3 x (scale h) x (scale w)."""
 
-    def __init__(self, *, scale: int, n_feats: int = 64, n_resgroups: int = 8, n_resblocks: int = 9,
-                 block: str = "rmab", msnlab: bool = True, patch_sizes: Sequence[int] = (3, 5, 7),
-                 dense_skips: bool = True, softmax_scale: float = 10.0, res_scale: float = 0.1,
-                 reduction: int = 16, rgb_mean: Sequence[float] = (0.4025, 0.4482, 0.4264),
-                 rgb_range: float = 255) -> None:
+    def __init__(self, *, scale: int, **settings: Any) -> None:
+        """`settings`: the model settings of a variant (msnlan.variants.MODEL_KEYS); those not
+        given are the paper model's (msnlan.paper.PAPER_MODEL)."""
         super().__init__()
+        unknown = sorted(set(settings) - set(PAPER_MODEL))
+        if unknown:
+            raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
+        s = {**PAPER_MODEL, **settings}
+        n_feats, n_resgroups, n_resblocks, block = s["n_feats"], s["n_resgroups"], s["n_resblocks"], s["block"]
+        patch_sizes, softmax_scale, res_scale = s["patch_sizes"], s["softmax_scale"], s["res_scale"]
+        reduction, rgb_mean, rgb_range = s["reduction"], s["rgb_mean"], s["rgb_range"]
         scale = check_scale(scale)
         if n_resgroups < 1:
             raise ConfigError(f"n_resgroups must be >= 1, got {n_resgroups}")
         self.n_before = n_resgroups // 2  # groups before the MSNLAB (RG1..RG4 in the paper)
-        self.dense_skips = bool(dense_skips)
+        self.dense_skips = bool(s["dense_skips"])
         self.sub_mean = MeanShift(rgb_mean, rgb_range, sign=-1)
         self.head = conv(3, n_feats, 3)
         self.groups = nn.ModuleList(ResidualGroup(n_feats, n_resblocks, block, reduction)
                                     for _ in range(n_resgroups))
-        self.msnlab = MSNLAB(n_feats, patch_sizes, softmax_scale, res_scale, reduction) if msnlab else None
+        self.msnlab = MSNLAB(n_feats, patch_sizes, softmax_scale, res_scale, reduction) if s["msnlab"] else None
         n_after = n_resgroups - self.n_before
         if self.dense_skips:
             # with no group before the MSNLAB there is nothing to fuse: the head output goes in

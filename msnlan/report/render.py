@@ -1,13 +1,14 @@
 """`msnlan report`: every table, figure and crop of a results folder in one offline HTML file,
 plus LaTeX/Markdown/CSV versions of the tables under <out dir>/tables/ and the figures as PNGs.
 
-The templates live in the top-level reports/ folder ($MSNLAN_REPORTS overrides it), rendered by
+The templates are package data, msnlan/templates ($MSNLAN_REPORTS overrides the folder), rendered by
 jinja2 with autoescaping on: names from files (variants, images) can never inject markup.
 """
 from __future__ import annotations
 
 import base64
 import os
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,9 +33,9 @@ TEMPLATE = "report.html.j2"
 
 
 def reports_dir() -> Path:
-    """Folder of the report templates: $MSNLAN_REPORTS, else the checkout's reports/."""
+    """Folder of the report templates: $MSNLAN_REPORTS, else the package's msnlan/templates."""
     env = os.environ.get("MSNLAN_REPORTS")
-    path = Path(env) if env else Path(__file__).resolve().parent.parent.parent / "reports"
+    path = Path(env) if env else Path(str(resources.files("msnlan").joinpath("templates")))
     if not (path / TEMPLATE).is_file():
         raise ConfigError(f"report template {path / TEMPLATE} does not exist; set MSNLAN_REPORTS to the folder "
                           "holding report.html.j2 and report.css")
