@@ -192,7 +192,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                                                                    lr_dir=lr_dir)
     if ds.scale != scale:
         raise ConfigError(f"dataset {ds.name} was loaded at x{ds.scale}, not x{scale}")
-    from .metrics import evaluate_pair, protocol_description, summarize
+    from .metric_registry import registered_metrics
+    from .metrics import protocol_description, summarize
 
     name = meth.name + ("+" if self_ensemble else "")
     if not is_bicubic:  # first-call costs (CUDA context, kernel selection) stay out of image 1's time
@@ -209,9 +210,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                          self_ensemble=self_ensemble, device=None if is_bicubic else dev)
             seconds = time.perf_counter() - t0  # upscale returns host memory: the GPU work is done
             peak = memory.peak_mb()
-            metrics = evaluate_pair(sr, pair.hr, scale)
-            rows.append({"image": pair.name, "psnr": metrics["psnr"], "ssim": metrics["ssim"],
-                         "seconds": seconds, "peak_memory_mb": peak})
+            metrics = {m.name: m.compute(sr, pair.hr, scale) for m in registered_metrics()}
+            rows.append({"image": pair.name, **metrics, "seconds": seconds, "peak_memory_mb": peak})
             if save_images is not None:
                 write_image(Path(save_images) / f"{pair.name}.png", sr)
             if bar is not None:
@@ -224,7 +224,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     finally:
         if bar is not None:
             bar.close()
-    summary = summarize(rows)
+    summary = summarize(rows, registered_metrics())
     from . import __version__
     from .provenance import device_description, git_commit, package_versions
     from .variants import variant_hash

@@ -170,6 +170,17 @@ def evaluate_pair(
     Returns:
         ``{'psnr': float, 'ssim': float}``; psnr is inf for identical (cropped) images.
     """
+    a, b = protocol_pair(sr, hr, scale, crop_border=crop_border, y_channel=y_channel)
+    if a.ndim == 2:
+        return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
+    ssim_rgb = float(np.mean([ssim(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+    return {"psnr": psnr(a, b), "ssim": ssim_rgb}
+
+
+def protocol_pair(sr: np.ndarray, hr: np.ndarray, scale: int, *, crop_border: int | None = None,
+                  y_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The two float64 images a metric compares: checked, border shaved, on Y (2-D) unless
+    `y_channel` is False for 3-channel images (then H x W x 3)."""
     sr = _check_uint8_image(sr, "sr")
     hr = _check_uint8_image(hr, "hr")
     if sr.shape != hr.shape:
@@ -182,43 +193,39 @@ def evaluate_pair(
     if border:
         sr = sr[border:-border, border:-border]
         hr = hr[border:-border, border:-border]
-
     one_channel = sr.ndim == 2 or sr.shape[2] == 1
     if y_channel or one_channel:
-        a, b = rgb_to_y(sr), rgb_to_y(hr)
-        return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
-    a, b = sr.astype(np.float64), hr.astype(np.float64)
-    ssim_rgb = float(np.mean([ssim(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
-    return {"psnr": psnr(a, b), "ssim": ssim_rgb}
+        return rgb_to_y(sr), rgb_to_y(hr)
+    return sr.astype(np.float64), hr.astype(np.float64)
 
 
-def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Dataset means of per-image ``{'psnr', 'ssim'}`` rows.
+def summarize(rows: Iterable[Mapping[str, Any]], metrics: Iterable = ()) -> dict[str, Any]:
+    """Dataset summary of per-image rows: ``{'psnr', 'ssim', <metrics>, 'n_images', 'n_infinite_psnr'}``.
 
-    Checks each row, then applies msnlan.results.summary.summarize (the suite's one rule: PSNR
-    averaged over the finite values, infinite ones counted in ``n_infinite_psnr``, inf if every
-    image is infinite; SSIM averaged over all images).
-
-    Returns ``{'psnr', 'ssim', 'n_images', 'n_infinite_psnr'}``.
+    Every row needs numeric 'psnr' and 'ssim' (and a value for each of the registered `metrics`
+    beyond them). Checks each row, then applies msnlan.results.summary.summarize (the suite's one
+    rule: PSNR averaged over the finite values, infinite ones counted in ``n_infinite_psnr``, inf
+    if every image is infinite; the other metrics averaged over all images).
     """
-    psnrs: list[float] = []
-    ssims: list[float] = []
+    from .results.summary import summarize as summarize_values
+
+    names = ["psnr", "ssim"] + [m.name for m in metrics if m.name not in ("psnr", "ssim")]
+    columns: dict[str, list[float]] = {name: [] for name in names}
     for i, row in enumerate(rows):
         try:
-            p, s = float(row["psnr"]), float(row["ssim"])
+            values = {name: float(row[name]) for name in names}
         except KeyError as exc:
             raise DataError(f"summarize: row {i} has no {exc.args[0]!r} value: {dict(row)!r}") from None
         except (TypeError, ValueError):
-            raise DataError(f"summarize: row {i} has a non-numeric psnr/ssim: {dict(row)!r}") from None
+            raise DataError(f"summarize: row {i} has a non-numeric {'/'.join(names)}: {dict(row)!r}") from None
+        p, s = values["psnr"], values["ssim"]
         if math.isnan(p) or p == -math.inf or not math.isfinite(s):
             raise DataError(f"summarize: row {i} has an invalid psnr/ssim: psnr={p!r}, ssim={s!r}")
-        psnrs.append(p)
-        ssims.append(s)
-    if not psnrs:
+        for name, value in values.items():
+            columns[name].append(value)
+    if not columns["psnr"]:
         raise DataError("summarize: no rows to summarize")
-    from .results.summary import summarize as summarize_values
-
-    return summarize_values(psnrs, ssims)
+    return summarize_values(**columns)
 
 
 def protocol_description(scale: int, crop_border: int | None = None, y_channel: bool = True) -> dict[str, Any]:
@@ -231,3 +238,18 @@ def protocol_description(scale: int, crop_border: int | None = None, y_channel: 
         "ssim": SSIM_DESCRIPTION,
         "psnr_definition": PSNR_DESCRIPTION,
     }
+
+
+def _register_builtin_metrics() -> None:
+    from .metric_registry import Metric, register_metric
+    from .results.summary import mean_psnr
+
+    register_metric(Metric("psnr", "PSNR", higher_is_better=True, decimals=2, csv_digits=6, low=0.0,
+                           compute=lambda sr, hr, scale: psnr(*protocol_pair(sr, hr, scale)), mean=mean_psnr,
+                           description=PSNR_DESCRIPTION))
+    register_metric(Metric("ssim", "SSIM", higher_is_better=True, decimals=4, csv_digits=8, low=-1.0, high=1.0,
+                           compute=lambda sr, hr, scale: ssim(*protocol_pair(sr, hr, scale)),
+                           description=SSIM_DESCRIPTION))
+
+
+_register_builtin_metrics()

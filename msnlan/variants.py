@@ -69,8 +69,21 @@ def list_variants() -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def _schema() -> dict:
+def _schema_file() -> dict:
     return json.loads(resources.files("msnlan").joinpath("schemas/variant.schema.json").read_text())
+
+
+def _schema() -> dict:
+    """The variant schema with the block settings taken from the block registries: `block` is one
+    of the registered trunk blocks, and each registered attention block has its on/off setting."""
+    from .models.registry import ATTENTION_BLOCKS, TRUNK_BLOCKS
+
+    schema = copy.deepcopy(_schema_file())
+    model = schema["properties"]["model"]["properties"]
+    model["block"] = {"enum": sorted(TRUNK_BLOCKS)}
+    for name in ATTENTION_BLOCKS:
+        model[name] = {"type": "boolean"}
+    return schema
 
 
 def _variant_wording(err) -> str:
@@ -180,11 +193,30 @@ def variant_hash(resolved: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def component_columns() -> list[tuple[str, str]]:
+    """(key, label) of the ablation table's component columns, from the block registries."""
+    from .models.registry import ATTENTION_BLOCKS
+
+    cols = []
+    for block in ATTENTION_BLOCKS.values():
+        cols.append((block.name, block.label))
+        if block.multi_scale is not None:
+            cols.append(("multi_scale", "Multi-scale"))
+    return cols + [("dense_skips", "Dense skips"), ("block", "Block")]
+
+
 def components(model: Mapping[str, Any]) -> dict:
-    """The ablation table's check marks, derived from the settings."""
-    return {
-        "msnlab": bool(model["msnlab"]),
-        "multi_scale": bool(model["msnlab"]) and len(model["patch_sizes"]) > 1,
-        "dense_skips": bool(model["dense_skips"]),
-        "block": model["block"].upper(),
-    }
+    """The ablation table's marks, derived from the settings: True/False per component column,
+    and the trunk block's label under "block"."""
+    from .models.registry import ATTENTION_BLOCKS, TRUNK_BLOCKS
+
+    out: dict[str, Any] = {}
+    for block in ATTENTION_BLOCKS.values():
+        on = bool(model.get(block.name))
+        out[block.name] = on
+        if block.multi_scale is not None:
+            out["multi_scale"] = on and block.multi_scale(model)
+    out["dense_skips"] = bool(model["dense_skips"])
+    block = TRUNK_BLOCKS.get(model["block"])
+    out["block"] = block.label if block else str(model["block"]).upper()
+    return out

@@ -108,17 +108,16 @@ class RCAB(nn.Module):
         return x + self.attention(self.conv2(F.relu(self.conv1(x))))
 
 
-BLOCKS = {"rmab": RMAB, "rcab": RCAB}
-
-
 class ResidualGroup(nn.Module):
     """`n_blocks` blocks, then a 3x3 conv, plus the group's input."""
 
     def __init__(self, n_feats: int, n_blocks: int, block: str, reduction: int) -> None:
         super().__init__()
-        if block not in BLOCKS:
-            raise ValueError(f"block {block!r} is not one of {sorted(BLOCKS)}")
-        self.blocks = nn.Sequential(*(BLOCKS[block](n_feats, reduction) for _ in range(n_blocks)))
+        from .registry import TRUNK_BLOCKS
+
+        if block not in TRUNK_BLOCKS:
+            raise ValueError(f"block {block!r} is not one of {sorted(TRUNK_BLOCKS)}")
+        self.blocks = nn.Sequential(*(TRUNK_BLOCKS[block].build(n_feats, reduction) for _ in range(n_blocks)))
         self.end = conv(n_feats, n_feats, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

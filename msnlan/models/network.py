@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..paper import PAPER_MODEL
 from ..variants import resolve_variant
 from .blocks import MeanShift, ResidualGroup, conv, upsampler
-from .msnlab import MSNLAB
+from .registry import ATTENTION_BLOCKS, build_attention
 
 
 class MSNLAN(nn.Module):
@@ -31,12 +31,11 @@ class MSNLAN(nn.Module):
         """`settings`: the model settings of a variant (msnlan.variants.MODEL_KEYS); those not
         given are the paper model's (msnlan.paper.PAPER_MODEL)."""
         super().__init__()
-        unknown = sorted(set(settings) - set(PAPER_MODEL))
+        unknown = sorted(set(settings) - set(PAPER_MODEL) - set(ATTENTION_BLOCKS))
         if unknown:
             raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
         s = {**PAPER_MODEL, **settings}
         n_feats, n_resgroups, n_resblocks, block = s["n_feats"], s["n_resgroups"], s["n_resblocks"], s["block"]
-        patch_sizes, softmax_scale, res_scale = s["patch_sizes"], s["softmax_scale"], s["res_scale"]
         reduction, rgb_mean, rgb_range = s["reduction"], s["rgb_mean"], s["rgb_range"]
         scale = check_scale(scale)
         if n_resgroups < 1:
@@ -47,7 +46,9 @@ class MSNLAN(nn.Module):
         self.head = conv(3, n_feats, 3)
         self.groups = nn.ModuleList(ResidualGroup(n_feats, n_resblocks, block, reduction)
                                     for _ in range(n_resgroups))
-        self.msnlab = MSNLAB(n_feats, patch_sizes, softmax_scale, res_scale, reduction) if s["msnlab"] else None
+        # registered under its own name (e.g. "msnlab"), which the checkpoints' keys carry
+        self.attention_name, attention = build_attention(s)
+        self.add_module(self.attention_name, attention)
         n_after = n_resgroups - self.n_before
         if self.dense_skips:
             # with no group before the MSNLAB there is nothing to fuse: the head output goes in
@@ -65,12 +66,13 @@ class MSNLAN(nn.Module):
 
     def _trunk(self, head: torch.Tensor) -> torch.Tensor:
         before, after = self.groups[: self.n_before], self.groups[self.n_before:]
+        attention = getattr(self, self.attention_name)
         x = head
         if not self.dense_skips:
             for group in before:
                 x = group(x)
-            if self.msnlab is not None:
-                x = self.msnlab(x)
+            if attention is not None:
+                x = attention(x)
             for group in after:
                 x = group(x)
             return x
@@ -80,7 +82,7 @@ class MSNLAN(nn.Module):
             outputs.append(x)
         if self.dense_fusion is not None:
             x = self.dense_fusion(torch.cat(outputs, dim=1))
-        middle = self.msnlab(x) if self.msnlab is not None else x
+        middle = attention(x) if attention is not None else x
         x = middle
         for i, group in enumerate(after):
             if i > 0:

@@ -8,15 +8,13 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from ..results.summary import mean_psnr
-from ..variants import components
+from ..variants import component_columns, components
 from .main_table import PSNR_DECIMALS, scale_label
 from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
 from .tables import MISSING, Cell, format_number, Column, Footnotes, Row, RowGroup, Section, Table
 
 DELTA_DECIMALS = 3
 CHECK, NO = "✓", MISSING
-COMPONENT_COLUMNS = (("msnlab", "MSNLAB"), ("multi_scale", "Multi-scale"), ("dense_skips", "Dense skips"),
-                     ("block", "Block"))
 FEW_IMAGES = 10
 
 
@@ -30,11 +28,9 @@ class AblationSettings:
 
 def _component_cells(resolved: Mapping | None) -> dict[str, Cell]:
     if resolved is None:
-        return {k: Cell("?", title="variant settings not found") for k, _ in COMPONENT_COLUMNS}
-    comp = components(resolved["model"])
-    out = {k: Cell(CHECK if comp[k] else NO) for k in ("msnlab", "multi_scale", "dense_skips")}
-    out["block"] = Cell(comp["block"])
-    return out
+        return {k: Cell("?", title="variant settings not found") for k, _ in component_columns()}
+    return {k: Cell(v) if isinstance(v, str) else Cell(CHECK if v else NO)
+            for k, v in components(resolved["model"]).items()}
 
 
 def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
@@ -47,7 +43,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
     notes = Footnotes()
     ref = settings.reference
     single = per_image[~per_image.self_ensemble.astype(bool) & (per_image.method != "bicubic")]
-    columns = [Column(k, label, align="c") for k, label in COMPONENT_COLUMNS]
+    columns = [Column(k, label, align="c") for k, label in component_columns()]
     level_pct = f"{settings.level:.0%}"
     for b in benchmarks:
         columns.append(Column(f"{b}/psnr", "PSNR", group=b))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..results.collected import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, write_collected_tables
+from ..metric_registry import metric_names
+from ..results.collected import per_image_columns, summary_columns, write_collected_tables
 from ..results.evaluations import EvalResult, find_eval_results
 from ..results.runs import RunInfo, find_runs
 from ..results.summary import same_value, summarize
@@ -66,7 +67,7 @@ def collect(results_dir: str | os.PathLike) -> Collected:
     summary_rows, image_frames = [], []
     run_of = {(r.variant, r.scale): r for r in runs}
     for ev in evals:
-        stats = summarize(ev.rows.psnr, ev.rows.ssim)
+        stats = summarize(**{name: ev.rows[name] for name in metric_names()})
         _check_protocol_summary(ev, stats, warnings)
         if ev.method.endswith("+") != ev.self_ensemble:
             warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
@@ -89,9 +90,9 @@ def collect(results_dir: str | os.PathLike) -> Collected:
         frame.insert(3, "scale", ev.scale)
         frame.insert(4, "benchmark", ev.benchmark)
         image_frames.append(frame)
-    summary = pd.DataFrame(summary_rows, columns=list(SUMMARY_COLUMNS))
+    summary = pd.DataFrame(summary_rows, columns=list(summary_columns()))
     summary = summary.sort_values(["scale", "benchmark", "method"], kind="stable").reset_index(drop=True)
-    per_image = pd.concat(image_frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
+    per_image = pd.concat(image_frames, ignore_index=True)[list(per_image_columns())]
     per_image = per_image.sort_values(["scale", "benchmark", "method", "image"], kind="stable")
     return Collected(summary, per_image.reset_index(drop=True), evals, runs, warnings)
 
@@ -105,7 +106,7 @@ def _check_protocol_summary(ev: EvalResult, stats: dict, warnings: list[str]) ->
         if key in recorded and int(recorded[key]) != stats[key]:
             warnings.append(f"{ev.protocol_path}: summary {key} = {recorded[key]} but {ev.csv_path.name} "
                             f"has {stats[key]} (stale protocol file?)")
-    for key in ("psnr", "ssim"):
+    for key in metric_names():
         if key in recorded and recorded[key] is not None:
             try:
                 value = float(recorded[key])

@@ -1,6 +1,7 @@
 """An evaluation's two files: eval/<method>/x<s>/<benchmark>.csv and <benchmark>.protocol.json.
 
-The CSV has one row per image (EVAL_COLUMNS). The protocol.json records every protocol choice and
+The CSV has one row per image: the image name, one column per registered metric
+(msnlan.metric_registry), seconds and peak_memory_mb. The protocol.json records every protocol choice and
 the summary (msnlan.results.summary); it is written last, so its presence marks a finished
 evaluation. Optional protocol keys (OPTIONAL_PROTOCOL_KEYS), such as the attention form that ran,
 are checked for type when present and read as None when absent.
@@ -18,10 +19,12 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io_utils import write_json_atomic, write_text_atomic
+from ..metric_registry import metric_names, registered_metrics
 from . import layout
 from .files import numeric_column, read_csv_checked, read_json
 
-EVAL_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
+#: columns every eval CSV has; each registered metric adds its own (see eval_columns)
+REQUIRED_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
 #: protocol.json keys a reader may find absent (older files); value type when present
 OPTIONAL_PROTOCOL_KEYS = {"attention_form": str}
 
@@ -30,13 +33,19 @@ def _fmt(value: float, digits: int) -> str:
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
 
 
+def eval_columns() -> tuple[str, ...]:
+    """image, one column per registered metric, seconds, peak_memory_mb."""
+    return ("image", *metric_names(), "seconds", "peak_memory_mb")
+
+
 def write_eval_csv(path: str | os.PathLike, rows: list[dict]) -> None:
-    """The per-image CSV (rows with the EVAL_COLUMNS keys), atomically."""
+    """The per-image CSV (rows with the eval_columns keys), atomically."""
+    metrics = registered_metrics()
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(EVAL_COLUMNS)
+    writer.writerow(eval_columns())
     for r in rows:
-        writer.writerow([r["image"], _fmt(r["psnr"], 6), _fmt(r["ssim"], 8), f"{r['seconds']:.4f}",
+        writer.writerow([r["image"], *(_fmt(r[m.name], m.csv_digits) for m in metrics), f"{r['seconds']:.4f}",
                          f"{r['peak_memory_mb']:.1f}"])
     write_text_atomic(path, buf.getvalue())
 
@@ -95,8 +104,9 @@ def read_protocol(protocol_path: Path, scale: int | None = None, benchmark: str 
 
 
 def read_eval_rows(csv_path: Path) -> pd.DataFrame:
-    """The per-image rows, checked: names present and unique, numbers numeric, PSNR >= 0, SSIM in [-1, 1]."""
-    frame = read_csv_checked(csv_path, EVAL_COLUMNS)
+    """The per-image rows, checked: names present and unique, numbers numeric, each metric within its
+    registered range. A registered metric the file lacks (written before it was added) reads as NaN."""
+    frame = read_csv_checked(csv_path, REQUIRED_COLUMNS)
     if frame.empty:
         raise DataError(f"{csv_path}: no image rows")
     images = frame["image"].astype(str).str.strip()
@@ -105,18 +115,18 @@ def read_eval_rows(csv_path: Path) -> pd.DataFrame:
     dup = images[images.duplicated()]
     if len(dup):
         raise DataError(f"{csv_path}: image {dup.iloc[0]!r} appears more than once")
-    rows = pd.DataFrame({
-        "image": images,
-        "psnr": numeric_column(frame, "psnr", csv_path, required=True),
-        "ssim": numeric_column(frame, "ssim", csv_path, required=True),
-        "seconds": numeric_column(frame, "seconds", csv_path, required=False),
-        "peak_memory_mb": numeric_column(frame, "peak_memory_mb", csv_path, required=False),
-    })
-    if (rows.psnr == -math.inf).any() or (rows.psnr < 0).any():
-        raise DataError(f"{csv_path}: column 'psnr' has a negative value")
-    bad_ssim = ~rows.ssim.between(-1.0, 1.0)
-    if bad_ssim.any():
-        raise DataError(f"{csv_path}: column 'ssim': {rows.ssim[bad_ssim].iloc[0]} is outside [-1, 1]")
+    rows = pd.DataFrame({"image": images})
+    for m in registered_metrics():
+        if m.name not in frame.columns:
+            rows[m.name] = math.nan
+            continue
+        rows[m.name] = numeric_column(frame, m.name, csv_path, required=m.name in REQUIRED_COLUMNS)
+        values = rows[m.name].dropna()
+        bad = values[(values < m.low) | (values > m.high)]
+        if len(bad):
+            raise DataError(f"{csv_path}: column {m.name!r}: {bad.iloc[0]} is outside [{m.low:g}, {m.high:g}]")
+    for col in ("seconds", "peak_memory_mb"):
+        rows[col] = numeric_column(frame, col, csv_path, required=False)
     return rows
 
 

@@ -3,7 +3,7 @@
 Rule for infinite PSNR (an SR image identical to its HR image): such images are counted in
 `n_infinite_psnr` and left out of the PSNR mean, which is taken over the finite values. If every
 image is infinite the mean is +inf (shown as ∞): the method reproduced the whole set, which NaN
-("not measured") would hide. SSIM is the mean over all images.
+("not measured") would hide. SSIM and other registered metrics: the mean over all images.
 """
 from __future__ import annotations
 
@@ -22,16 +22,18 @@ def mean_psnr(values: Iterable[float]) -> float:
     return float(finite.mean()) if finite.size else math.inf
 
 
-def summarize(psnr: Iterable[float], ssim: Iterable[float]) -> dict:
-    """{'psnr', 'ssim', 'n_images', 'n_infinite_psnr'} of one method on one dataset."""
+def summarize(psnr: Iterable[float], ssim: Iterable[float], **more: Iterable[float]) -> dict:
+    """{'psnr', 'ssim', <more metrics>, 'n_images', 'n_infinite_psnr'} of one method on one dataset.
+
+    Each metric is summarized by its registered `mean` (msnlan.metric_registry); PSNR by mean_psnr.
+    """
+    from ..metric_registry import get_metric
+
     psnr = np.asarray(list(psnr), dtype=float)
-    ssim = np.asarray(list(ssim), dtype=float)
-    return {
-        "psnr": mean_psnr(psnr),
-        "ssim": float(ssim.mean()) if ssim.size else math.nan,
-        "n_images": int(psnr.size),
-        "n_infinite_psnr": int(np.isinf(psnr).sum()),
-    }
+    out = {"psnr": mean_psnr(psnr)}
+    for name, values in {"ssim": ssim, **more}.items():
+        out[name] = get_metric(name).mean(values)
+    return {**out, "n_images": int(psnr.size), "n_infinite_psnr": int(np.isinf(psnr).sum())}
 
 
 def same_value(a: float, b: float, tolerance: float) -> bool:
