@@ -2,8 +2,8 @@
 
 A metric is one registered function (SR image, HR image, scale -> float) with its name (the CSV
 column), its table label, its direction (higher or lower is better) and its display precision.
-Evaluation writes one CSV column per registered metric, the summaries average each, and the main
-table shows and ranks each. PSNR and SSIM (msnlan.metrics) are registered on import; adding a
+Evaluation writes one CSV column per registered metric, the summaries average each, the main
+table shows and ranks each, and the visual comparison's crops show each. PSNR and SSIM (msnlan.metrics) are registered on import; adding a
 metric is one `register_metric` call:
 
     register_metric(Metric("mae", "MAE", higher_is_better=False, decimals=3, compute=mae))
@@ -34,7 +34,8 @@ class Metric:
     label: str                     # table header
     higher_is_better: bool
     decimals: int                  # digits shown in tables
-    compute: Callable              # (sr uint8, hr uint8, scale) -> float, under the evaluation protocol
+    compute: Callable              # (sr uint8, hr uint8, scale, crop_border=None) -> float; the border
+                                   # shaved is the scale unless crop_border says otherwise (crops: 0)
     csv_digits: int = 8            # digits written to the eval CSV
     low: float = -math.inf         # a stored per-image value must lie in [low, high]
     high: float = math.inf
@@ -66,6 +67,13 @@ def registered_metrics() -> tuple[Metric, ...]:
 
 def metric_names() -> tuple[str, ...]:
     return tuple(m.name for m in registered_metrics())
+
+
+def format_metric(metric: Metric, value: float | None) -> str:
+    """A value at the metric's display precision ('–' when missing)."""
+    if value is None or value != value:
+        return "–"
+    return f"{value:.{metric.decimals}f}"
 
 
 def get_metric(name: str) -> Metric:

@@ -245,10 +245,12 @@ def _register_builtin_metrics() -> None:
     from .results.summary import mean_psnr
 
     register_metric(Metric("psnr", "PSNR", higher_is_better=True, decimals=2, csv_digits=6, low=0.0,
-                           compute=lambda sr, hr, scale: psnr(*protocol_pair(sr, hr, scale)), mean=mean_psnr,
+                           compute=lambda sr, hr, scale, crop_border=None: psnr(
+                               *protocol_pair(sr, hr, scale, crop_border=crop_border)), mean=mean_psnr,
                            description=PSNR_DESCRIPTION))
     register_metric(Metric("ssim", "SSIM", higher_is_better=True, decimals=4, csv_digits=8, low=-1.0, high=1.0,
-                           compute=lambda sr, hr, scale: ssim(*protocol_pair(sr, hr, scale)),
+                           compute=lambda sr, hr, scale, crop_border=None: ssim(
+                               *protocol_pair(sr, hr, scale, crop_border=crop_border)),
                            description=SSIM_DESCRIPTION))
 
 

@@ -1,4 +1,5 @@
-"""A metric registered in one place reaches the eval CSV, the summaries, the main table and the report."""
+"""A metric registered in one place reaches the eval CSV, the summaries, the main table, the crops
+and the report."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,8 @@ from msnlan.report.main_table import build_main_table
 from msnlan.report.render import build_report
 
 
-def mean_absolute_error(sr, hr, scale) -> float:
-    a, b = protocol_pair(sr, hr, scale)
+def mean_absolute_error(sr, hr, scale, crop_border=None) -> float:
+    a, b = protocol_pair(sr, hr, scale, crop_border=crop_border)
     return float(np.abs(a - b).mean())
 
 
@@ -45,7 +46,7 @@ def test_toy_metric_reaches_csv_tables_and_report(tmp_path, mae):
     res = tmp_path / "results"
     csv_path = res / "eval" / "bicubic" / "x2" / "Tiny.csv"
     assert main(["evaluate", "--method", "bicubic", "--scale", "2", "--dataset", str(tmp_path / "Tiny"),
-                 "--out", str(csv_path), "--device", "cpu"]) == 0
+                 "--out", str(csv_path), "--device", "cpu", "--save-images", str(res / "images" / "bicubic" / "x2" / "Tiny")]) == 0
     rows = pd.read_csv(csv_path)
     assert list(rows.columns) == ["image", "psnr", "ssim", "mae", "seconds", "peak_memory_mb"]
     assert (rows.mae > 0).all()
@@ -53,9 +54,11 @@ def test_toy_metric_reaches_csv_tables_and_report(tmp_path, mae):
     summary = pd.read_csv(res / "tables" / "summary.csv")
     assert summary.mae.iloc[0] == pytest.approx(rows.mae.mean())
     out = res / "report" / "index.html"
-    build_report(res, None, out, no_visuals=True)
+    build_report(res, None, out)
     assert "MAE" in (res / "report" / "tables" / "main.md").read_text()
-    assert f"{summary.mae.iloc[0]:.3f}" in out.read_text() and ">MAE<" in out.read_text()
+    html = out.read_text()
+    assert f"{summary.mae.iloc[0]:.3f}" in html and ">MAE<" in html
+    assert "PSNR / SSIM / MAE" in html  # the crops' header, then each crop's three values
 
 
 def test_ranking_follows_the_metric_direction(mae):

@@ -108,10 +108,10 @@ def zoom_nearest(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def crop_metrics(sr_crop: np.ndarray, hr_crop: np.ndarray, scale: int) -> dict:
-    """PSNR/SSIM of a crop on Y, without shaving (the crop box is interior by construction)."""
-    from ..metrics import evaluate_pair
+    """Every registered metric of a crop, without shaving (the crop box is interior by construction)."""
+    from ..metric_registry import registered_metrics
 
-    return evaluate_pair(sr_crop, hr_crop, scale, crop_border=0)
+    return {m.name: m.compute(sr_crop, hr_crop, scale, crop_border=0) for m in registered_metrics()}
 
 
 def png_data_uri(image: np.ndarray | Image.Image) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 from ..errors import ConfigError, MsnlanError
 from .crops import (FINE_STRUCTURE_IMAGES, CropBox, check_box, choose_crop, crop, crop_margin, crop_metrics,
                     default_crop_size, overview_with_box, png_data_uri, zoom_factor, zoom_nearest)
+from ..metric_registry import format_metric, registered_metrics
 from ..results.evaluations import EvalResult
 from ..results.layout import sr_image
 
@@ -20,8 +21,7 @@ from ..results.layout import sr_image
 class Tile:
     label: str
     uri: str
-    psnr: float | None = None
-    ssim: float | None = None
+    metrics_text: str = ""        # "value / value" in registry order (for HR: the metric labels)
     note: str = ""
 
 
@@ -149,10 +149,13 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
     hr_crop = crop(hr, box)
     vis = Visual(bench, pair.name, s, box, reason, z, png_data_uri(overview_with_box(hr, box)),
                  (int(hr.shape[1]), int(hr.shape[0])))
-    vis.tiles.append(Tile("HR", png_data_uri(zoom_nearest(hr_crop, z)), note="ground truth"))
-    for m, (img, note) in srs.items():
+    metrics = registered_metrics()
+    vis.tiles.append(Tile("HR", png_data_uri(zoom_nearest(hr_crop, z)), " / ".join(m.label for m in metrics),
+                          note="ground truth"))
+    for method, (img, note) in srs.items():
         c = crop(img, box)
-        met = crop_metrics(c, hr_crop, s)
-        vis.tiles.append(Tile("Bicubic" if m == "bicubic" else m, png_data_uri(zoom_nearest(c, z)),
-                              met["psnr"], met["ssim"], note))
+        values = crop_metrics(c, hr_crop, s)
+        text = " / ".join(format_metric(m, values[m.name]) for m in metrics)
+        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else method, png_data_uri(zoom_nearest(c, z)),
+                              text, note))
     return vis
