@@ -260,3 +260,27 @@ def test_templates_folder_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MSNLAN_REPORTS", str(tmp_path / "none"))
     with pytest.raises(ConfigError, match="MSNLAN_REPORTS"):
         reports_dir()
+
+
+def test_ablation_table_shows_each_variant_description(tmp_path):
+    """Two variants with the same component marks (the README's patch sizes [3, 5] example and
+    msnlan) are told apart by their descriptions."""
+    res = fabricate_results(tmp_path, scales=(2,), benchmarks=("DemoA",), variants=("msnlan",), n_images=2,
+                            with_complexity=False)
+    run = res / "runs" / "msnlan" / "x2"
+    shutil.copytree(run, res / "runs" / "k35" / "x2")
+    cfg_path = res / "runs" / "k35" / "x2" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["variant"].update(name="k35", description="two-scale attention, patch sizes 3 and 5")
+    cfg["variant"]["model"]["patch_sizes"] = [3, 5]
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    shutil.copytree(res / "eval" / "msnlan", res / "eval" / "k35")
+    out = tmp_path / "o" / "index.html"
+    build_report(res, None, out, no_visuals=True)
+    cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
+    described = cells[cells.column == "Description"].set_index("row").text
+    assert described["msnlan"] == "MSNLAN as published (MSNLAB k=3/5/7, dense skips, RMAB)"
+    assert described["k35"] == "two-scale attention, patch sizes 3 and 5"
+    marks = cells[cells.column.isin(["MSNLAB", "Multi-scale", "Dense skips", "Block"])].pivot(
+        index="row", columns="column", values="text")
+    assert marks.loc["msnlan"].equals(marks.loc["k35"])  # the marks alone cannot tell them apart

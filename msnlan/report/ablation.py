@@ -27,10 +27,13 @@ class AblationSettings:
 
 
 def _component_cells(resolved: Mapping | None) -> dict[str, Cell]:
+    """The variant's description (so that variants with the same marks can be told apart) and marks."""
     if resolved is None:
-        return {k: Cell("?", title="variant settings not found") for k, _ in component_columns()}
-    return {k: Cell(v) if isinstance(v, str) else Cell(CHECK if v else NO)
-            for k, v in components(resolved["model"]).items()}
+        unknown = {k: Cell("?", title="variant settings not found") for k, _ in component_columns()}
+        return {"description": Cell("?", title="variant settings not found"), **unknown}
+    return {"description": Cell(str(resolved.get("description") or MISSING)),
+            **{k: Cell(v) if isinstance(v, str) else Cell(CHECK if v else NO)
+               for k, v in components(resolved["model"]).items()}}
 
 
 def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
@@ -43,7 +46,8 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
     notes = Footnotes()
     ref = settings.reference
     single = per_image[~per_image.self_ensemble.astype(bool) & (per_image.method != "bicubic")]
-    columns = [Column(k, label, align="c") for k, label in component_columns()]
+    columns = [Column("description", "Description", align="l")]
+    columns += [Column(k, label, align="c") for k, label in component_columns()]
     level_pct = f"{settings.level:.0%}"
     for b in benchmarks:
         columns.append(Column(f"{b}/psnr", "PSNR", group=b))

@@ -14,7 +14,7 @@ from .crops import (FINE_STRUCTURE_IMAGES, CropBox, check_box, choose_crop, crop
                     default_crop_size, overview_with_box, png_data_uri, zoom_factor, zoom_nearest)
 from ..metric_registry import format_metric, registered_metrics
 from ..results.evaluations import EvalResult
-from ..results.layout import sr_image
+from ..results.layout import dataset_dir, sr_image
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _dataset_path(results_dir: Path, evals: Sequence[EvalResult], benchmark: str
             p = Path(str(ev.protocol["dataset"]))
             if p.exists():
                 return p
-    local = results_dir / "data" / benchmark
+    local = dataset_dir(results_dir, benchmark)
     return local if local.exists() else None
 
 
