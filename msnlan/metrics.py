@@ -1,6 +1,6 @@
 """The PSNR/SSIM protocol of published SR tables, with every protocol choice explicit.
 
-Protocol (spec section 4; BasicSR-style arguments):
+Protocol (the one of published SR tables, as BasicSR computes it; BasicSR-style arguments):
 
 * both images uint8, same shape; a border of ``crop_border`` pixels (default: the scale) is removed
   on every side before measuring;

@@ -163,7 +163,7 @@ def test_direct_form_is_k2_times_the_fast_attention():
         assert fast.halo_factors[f"k{k}"] == 1
         for product in ("scores", "aggregation"):
             assert direct.attention_parts[f"k{k}"][product] == k * k * fast.attention_parts[f"k{k}"][product]
-    # the spec's scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
+    # the expected scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
     # tiled with the default budget, halos are recomputed (the as-executed figure is larger)
     h, w = lr_size_720p(2)
     untiled = msnlab_macs(h, w, 64, [3, 5, 7], chunk_elements=UNTILED)

@@ -13,11 +13,11 @@ from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MAX_HALO_OVERHEAD, MSN
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# --------------------------------------------------------------------------- references (from the spec)
+# --------------------------------------------------------------------------- references (the textbook forms)
 
 
 def reference_attention(q, e, v, k, scale=10.0, eps=1e-4):
-    """Spec, per image: Q = unfold(q), K = unfold(e) with columns L2-normalised (norm clamped
+    """Per image: Q = unfold(q), K = unfold(e) with columns L2-normalised (norm clamped
     at eps), V = unfold(v), A = softmax over the L keys of scale K^T Q, y = fold(V A)."""
     p = k // 2
     out = []

@@ -1,6 +1,6 @@
 """Building blocks of the MSNLAN family: mean shift, channel attentions, RMAB, RCAB, residual group.
 
-Written from the paper's description (spec section 1); all convolutions have a bias.
+Written from the paper's description (Wu et al., Signal Processing 2023); all convolutions have a bias.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The authors' released checkpoint (their key names) -> our paper-variant state_dict.
 
-The mapping is explicit, key by key (spec section 1, "The authors' checkpoint keys"):
+The mapping is explicit, key by key, over the key names of the authors' released checkpoints:
 `sub_mean`/`add_mean`, `head.0`, `body.0-3` and `body.5-8` the residual groups (blocks
 `body.<g>.body.<b>`: `branch1/2/3.0` the RMAB cascade convs, `fusion`, `CCA.conv_du.0/2`;
 `body.<g>.body.9` the group's end conv), `body.4` the MSNLAB (`atten1/2/3` = patch 3/5/7 with

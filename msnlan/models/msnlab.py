@@ -2,7 +2,7 @@
 
 One branch with patch size k (p = k // 2) attends from the k x k patches of q (H x W, N = HW
 queries) to the L2-normalised k x k patches of e and pastes back the k x k patches of v
-(both Hs x Ws, L = HsWs keys), see spec section 1. Two implementations:
+(both Hs x Ws, L = HsWs keys), as in Wu et al., Signal Processing 2023. Two implementations:
 
 * `direct_patch_attention`: the textbook form, unfold / normalise / softmax / fold per image.
   It materialises the L x N matrix (17 GB at 256 x 256) and k^2-times larger products; it is

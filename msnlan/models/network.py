@@ -1,6 +1,6 @@
 """The generic MSNLAN network: one class whose switches cover the paper model and every ablation.
 
-Layout (spec sections 1-2): mean subtraction, head conv, `n_resgroups` residual groups with
+Layout (Wu et al., Signal Processing 2023): mean subtraction, head conv, `n_resgroups` residual groups with
 the MSNLAB after the first n_resgroups // 2 of them, trunk-end conv plus the head output,
 upsampler, final conv, mean addition. Dense skips, generalised to any number of groups:
 the groups before the MSNLAB are fused 1x1 into its input; the first group after it takes
