@@ -7,6 +7,7 @@ slow part (tiny networks, a few training iterations, one scale, one small benchm
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import re
@@ -145,14 +146,23 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
 
 
-@pytest.mark.slow
-def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
-    path = finished_run / "ablations" / "no_msnlab.yaml"
+@contextlib.contextmanager
+def edited_variant(workdir: Path, name: str, edit):
+    """The variant file `name` changed by edit(data) for the duration of the block, then restored."""
+    path = workdir / "ablations" / f"{name}.yaml"
     original = path.read_text()
     try:
         data = yaml.safe_load(original)
-        data["model"]["reduction"] = 4
+        edit(data)
         path.write_text(yaml.safe_dump(data))
+        yield
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.slow
+def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
+    with edited_variant(finished_run, "no_msnlab", lambda d: d.setdefault("model", {}).update(reduction=4)):
         proc = run_snakemake(finished_run, "-n")
         jobs = planned_jobs(proc)
         assert jobs == {"trained_variant": 1, "train": 1, "evaluate": 1, "complexity": 1,
@@ -160,22 +170,13 @@ def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
         for out in planned_outputs(proc):
             assert ("/no_msnlab/" in out or out.endswith("/no_msnlab.yaml")
                     or "/tables/" in out or "/report/" in out), out
-    finally:
-        path.write_text(original)
     assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
 
 
 @pytest.mark.slow
 def test_description_edit_or_touch_reruns_nothing(finished_run):
-    path = finished_run / "ablations" / "no_msnlab.yaml"
-    original = path.read_text()
-    try:
-        data = yaml.safe_load(original)
-        data["description"] = "same network, new words"
-        path.write_text(yaml.safe_dump(data))
+    with edited_variant(finished_run, "no_msnlab", lambda d: d.update(description="same network, new words")):
         assert planned_jobs(run_snakemake(finished_run, "-n")) == {}
-    finally:
-        path.write_text(original)
 
 
 @pytest.mark.slow
