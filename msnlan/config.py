@@ -36,7 +36,7 @@ def _resolve(schema: Mapping, root: Mapping) -> Mapping:
 def fill_defaults(data: dict, schema: Mapping | None = None, root: Mapping | None = None) -> dict:
     """Set every absent key that has a schema default, depth first (in place; returns `data`)."""
     root = root or config_schema()
-    schema = _resolve(schema or root, root)
+    schema = _resolve(root if schema is None else schema, root)
     for key, sub in (schema.get("properties") or {}).items():
         sub = _resolve(sub, root)
         if key not in data and "default" in sub:

@@ -134,3 +134,13 @@ def test_checksums_table_is_checked(tmp_path):
     table.write_text("archive\turl\tsha256\tprovides\tnote\na.tar\thttps://x/a.tar\tabc\ta\t\n")
     with pytest.raises(PlanError, match=r"sums.tsv: data row 1 \(a.tar\): sha256 'abc'"):
         read_checksums(table)
+
+
+def test_fill_defaults_follows_refs_and_leaves_given_values():
+    from msnlan.config import fill_defaults
+
+    schema = {"$defs": {"n": {"type": "integer", "default": 2}},
+              "properties": {"a": {"type": "object", "default": {}, "properties": {"b": {"$ref": "#/$defs/n"}}},
+                             "c": {}}}  # an empty subschema has no defaults (not the root's)
+    assert fill_defaults({}, schema, schema) == {"a": {"b": 2}}
+    assert fill_defaults({"a": {"b": 5}, "c": {}}, schema, schema) == {"a": {"b": 5}, "c": {}}
