@@ -69,13 +69,6 @@ def metric_names() -> tuple[str, ...]:
     return tuple(m.name for m in registered_metrics())
 
 
-def format_metric(metric: Metric, value: float | None) -> str:
-    """A value at the metric's display precision ('–' when missing)."""
-    if value is None or value != value:
-        return "–"
-    return f"{value:.{metric.decimals}f}"
-
-
 def get_metric(name: str) -> Metric:
     for m in registered_metrics():
         if m.name == name:

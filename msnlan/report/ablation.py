@@ -10,7 +10,7 @@ import pandas as pd
 from ..results.summary import mean_psnr
 from ..variants import component_columns, components
 from .main_table import PSNR_DECIMALS, scale_label
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
+from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
 from .tables import MISSING, Cell, format_number, Column, Footnotes, Row, RowGroup, Section, Table
 
 DELTA_DECIMALS = 3
@@ -23,7 +23,7 @@ class AblationSettings:
     reference: str = "msnlan"
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
-    level: float = 0.95
+    level: float = DEFAULT_LEVEL
 
 
 def _component_cells(resolved: Mapping | None) -> dict[str, Cell]:

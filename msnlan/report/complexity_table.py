@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .main_table import scale_label
-from .tables import Cell, Column, Footnotes, Row, RowGroup, Section, Table
+from .tables import MISSING, Cell, Column, Footnotes, Row, RowGroup, Section, Table
 
 
 def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_order: Sequence[str] = (),
@@ -37,7 +37,7 @@ def build_complexity_table(frame: pd.DataFrame, scales: Sequence[int], variant_o
                 "runtime": Cell.number(r.runtime_ms, 1),
                 "memory": Cell.number(r.peak_memory_mb, 0),
                 "where": Cell(", ".join(x for x in (f"LR {r.runtime_input}" if r.runtime_input else "",
-                                                   str(r.runtime_device)) if x) or "–"),
+                                                   str(r.runtime_device)) if x) or MISSING),
             }
             if r.lr_size_720p:
                 cells["macs"].title = f"LR input {r.lr_size_720p}"

@@ -29,7 +29,7 @@ import yaml
 from ..errors import ConfigError
 from ..config import validate_config
 from .crops import CropBox
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 
@@ -47,7 +47,7 @@ class ReportSettings:
     reference: str = "msnlan"
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
-    level: float = 0.95
+    level: float = DEFAULT_LEVEL
     visual_images: list[str] = field(default_factory=list)
     visual_scales: list[int] = field(default_factory=list)
     crop_size: int | None = None

@@ -12,8 +12,9 @@ import pandas as pd
 from ..errors import ConfigError, MsnlanError
 from .crops import (FINE_STRUCTURE_IMAGES, CropBox, check_box, choose_crop, crop, crop_margin, crop_metrics,
                     default_crop_size, overview_with_box, png_data_uri, zoom_factor, zoom_nearest)
-from ..metric_registry import format_metric, registered_metrics
+from ..metric_registry import registered_metrics
 from ..results.evaluations import EvalResult
+from .tables import format_number
 from ..results.layout import dataset_dir, sr_image
 
 
@@ -155,7 +156,7 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
     for method, (img, note) in srs.items():
         c = crop(img, box)
         values = crop_metrics(c, hr_crop, s)
-        text = " / ".join(format_metric(m, values[m.name]) for m in metrics)
+        text = " / ".join(format_number(values[m.name], m.decimals) for m in metrics)
         vis.tiles.append(Tile("Bicubic" if method == "bicubic" else method, png_data_uri(zoom_nearest(c, z)),
                               text, note))
     return vis
