@@ -7,6 +7,7 @@ does with a config that may hold just a `report:` section). Errors name the sour
 from __future__ import annotations
 
 import copy
+import os
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping
@@ -15,6 +16,7 @@ import yaml
 
 from .checks import validate_with_schema
 from .errors import ConfigError
+from .io_utils import write_text_atomic
 
 
 @lru_cache(maxsize=None)
@@ -44,6 +46,12 @@ def fill_defaults(data: dict, schema: Mapping | None = None, root: Mapping | Non
         if isinstance(data.get(key), dict):
             fill_defaults(data[key], sub, root)
     return data
+
+
+def write_config(path: str | os.PathLike, cfg: Mapping[str, Any], sources: str) -> None:
+    """The workflow config in force (defaults filled in), as YAML; `msnlan report` reads it back."""
+    write_text_atomic(path, f"# workflow config in force (defaults filled in); from: {sources}\n"
+                            + yaml.safe_dump(dict(cfg), sort_keys=False))
 
 
 def validate_config(data: Any, source: str, *, partial: bool = False) -> dict:

@@ -187,6 +187,15 @@ def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides:
     return resolved
 
 
+def write_variant_file(path: str | os.PathLike, resolved: Mapping[str, Any], header: str = "") -> None:
+    """A complete variant file (no _base_): resolving it gives `resolved`'s description and model."""
+    from .io_utils import write_text_atomic
+
+    body = yaml.safe_dump({"description": resolved["description"], "model": dict(resolved["model"])},
+                          sort_keys=False)
+    write_text_atomic(path, header + body)
+
+
 def variant_hash(resolved: Mapping[str, Any]) -> str:
     """Stable hash of a resolved variant's model settings (what decides the network)."""
     blob = json.dumps(resolved["model"], sort_keys=True, separators=(",", ":"))

@@ -144,3 +144,16 @@ def test_fill_defaults_follows_refs_and_leaves_given_values():
                              "c": {}}}  # an empty subschema has no defaults (not the root's)
     assert fill_defaults({}, schema, schema) == {"a": {"b": 2}}
     assert fill_defaults({"a": {"b": 5}, "c": {}}, schema, schema) == {"a": {"b": 5}, "c": {}}
+
+
+def test_recorded_config_reads_back_for_the_report(tmp_path):
+    from msnlan.config import write_config
+    from msnlan.report.settings import load_settings
+
+    cfg = tiny_config(tmp_path, report={"reference": "no_msnlab", "crop_size": 20})
+    path = tmp_path / "results" / "workflow_config.yaml"
+    write_config(path, cfg, "tiny.yaml")
+    assert path.read_text().startswith("# workflow config in force (defaults filled in); from: tiny.yaml\n")
+    settings = load_settings(path)
+    assert (settings.reference, settings.crop_size, settings.benchmarks) == ("no_msnlab", 20, ["DemoA"])
+    assert yaml.safe_load(path.read_text()) == cfg

@@ -104,3 +104,16 @@ def test_checkpoint_conversion_ignores_user_variant_files(tmp_path, monkeypatch)
     monkeypatch.setenv("MSNLAN_ABLATIONS", str(tmp_path))
     _write(tmp_path, "msnlan", {"_base_": "paper", "model": {"n_feats": 16, "n_resgroups": 2}})
     assert _expected_shapes(2) == before
+
+
+def test_written_variant_file_resolves_to_the_same_network(tmp_path):
+    from msnlan.training.presets import trained_variant
+    from msnlan.variants import write_variant_file
+
+    trained = trained_variant("no_msnlab", "demo")
+    path = tmp_path / "variants" / "no_msnlab.yaml"
+    write_variant_file(path, trained, "# a header\n")
+    again = resolve_variant(path)
+    assert path.read_text().startswith("# a header\n") and "_base_" not in path.read_text()
+    assert again["model"] == trained["model"] and variant_hash(again) == variant_hash(trained)
+    assert again["description"] == trained["description"]

@@ -4,11 +4,8 @@ The variant file with the training preset's model settings (plus train.overrides
 applied, resolved exactly as `msnlan train` resolves it, so that `msnlan complexity` measures the
 network that was trained. The file is named after the variant, so results keep its name.
 """
-import yaml
-
-from msnlan.io_utils import write_text_atomic
 from msnlan.training.presets import load_preset, trained_variant
-from msnlan.variants import variant_hash
+from msnlan.variants import variant_hash, write_variant_file
 
 
 def main(snakemake) -> None:
@@ -18,13 +15,11 @@ def main(snakemake) -> None:
     if digest != snakemake.params.trained_hash:
         raise RuntimeError(f"{snakemake.params.variant_file} changed while the workflow ran "
                            f"(hash {digest}, planned {snakemake.params.trained_hash}); run it again")
-    description = resolved["description"]
     if preset["settings"].get("model"):
-        description += f" [as trained with preset {preset['name']}]"
+        resolved["description"] += f" [as trained with preset {preset['name']}]"
     header = (f"# written by the workflow: {snakemake.params.variant_file} with the model settings of "
               f"preset {preset['name']!r} applied; model hash {digest}\n")
-    body = yaml.safe_dump({"description": description, "model": resolved["model"]}, sort_keys=False)
-    write_text_atomic(snakemake.output.variant, header + body)
+    write_variant_file(snakemake.output.variant, resolved, header)
     with open(snakemake.log[0], "w") as log:
         print(f"wrote {snakemake.output.variant} (model hash {digest})", file=log)
 
