@@ -234,6 +234,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "variant": meth.variant["name"] if meth.variant else None,
         "variant_hash": variant_hash(meth.variant) if meth.variant else None,
         "variant_model": meth.variant["model"] if meth.variant else None,
+        "variant_description": meth.variant.get("description", "") if meth.variant else None,
         "weights": meth.weights,
         "random_init": meth.weights.startswith("random-init"),
         "checkpoint": meth.checkpoint,

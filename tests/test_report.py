@@ -233,7 +233,8 @@ def test_report_on_real_evaluate_output(tmp_path):
         (tmp_path / "Tiny" / "HR").mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(np.stack([img] * 3, -1), 0, 255).astype(np.uint8)).save(tmp_path / "Tiny" / "HR" / f"t{i}.png")
     variant = tmp_path / "tiny.yaml"
-    variant.write_text("_base_: msnlan\nmodel: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, reduction: 4, msnlab: false}\n")
+    variant.write_text("_base_: msnlan\ndescription: a tiny network\n"
+                       "model: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, reduction: 4, msnlab: false}\n")
     res = tmp_path / "results"
     for method, extra in (("bicubic", []), ("tiny", ["--random-init"])):
         out = res / "eval" / method / "x2" / "Tiny.csv"
@@ -249,8 +250,9 @@ def test_report_on_real_evaluate_output(tmp_path):
     assert f"{summary.loc['bicubic'].psnr:.2f}" in text and f"{summary.loc['tiny'].ssim:.4f}" in text
     assert "Tiny / t0 ×2" in text and text.count('<img class="crop"') == 3  # HR, bicubic, tiny
     cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
-    # components from the protocol's recorded variant settings (no run folder here)
+    # components and description from the protocol's recorded variant (no run folder here)
     assert cells[(cells.row == "tiny") & (cells.column == "MSNLAB")].text.iloc[0] == "–"
+    assert cells[(cells.row == "tiny") & (cells.column == "Description")].text.iloc[0] == "a tiny network"
 
 
 def test_templates_folder_from_environment(tmp_path, monkeypatch):

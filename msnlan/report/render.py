@@ -102,7 +102,8 @@ def _resolver(collected: Collected, settings: ReportSettings):
             return found, source
         for ev in collected.evals:  # the evaluation recorded the settings of the network it ran
             if ev.method == variant and ev.scale == scale and isinstance(ev.protocol.get("variant_model"), dict):
-                return {"name": variant, "model": ev.protocol["variant_model"]}, str(ev.protocol_path)
+                return ({"name": variant, "description": ev.protocol.get("variant_description") or "",
+                         "model": ev.protocol["variant_model"]}, str(ev.protocol_path))
         if settings.ablations_dir is not None and (settings.ablations_dir / f"{variant}.yaml").is_file():
             try:
                 return resolve_variant(settings.ablations_dir / f"{variant}.yaml"), "variant file"
