@@ -3,7 +3,7 @@
 Prints one row per variant and scale: parameters (M), MACs (G) at the LR input whose output is
 1280x720 -- as executed and in the direct attention form -- and at a 48x48 LR input, how each
 was obtained, and the seconds it took; then the check against the paper model's published
-parameter counts (spec: 9,581,043 / 9,765,683 / 9,728,755 trainable at x2 / x3 / x4).
+parameter counts (9,581,043 / 9,765,683 / 9,728,755 trainable at x2 / x3 / x4).
 
     .venv/bin/python benchmarks/complexity_table.py [--variants msnlan ...] [--scales 2 3 4] [--json FILE]
 """
@@ -13,7 +13,8 @@ import argparse
 import sys
 import time
 
-#: trainable parameters of the authors' paper model (docs: msnlan-spec.md, last table)
+#: trainable parameters of the authors' paper model (Wu et al., Signal Processing 2023, whose
+#: x2/x3/x4 models differ only in the upsampler); with the 24 fixed mean-shift values below
 PAPER_TRAINABLE = {2: 9_581_043, 3: 9_765_683, 4: 9_728_755}
 PAPER_WITH_FIXED = {2: 9_581_067, 3: 9_765_707, 4: 9_728_779}
 

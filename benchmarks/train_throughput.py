@@ -36,7 +36,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from msnlan.models.msnlab import MSNLAB, attention_forms, configure_attention  # noqa: E402
+from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
 from msnlan.training.engine import autocast_context, train_step  # noqa: E402
@@ -93,7 +93,7 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "settings": settings,
             "sampler": PatchSampler(images, s, p, settings["batch_size"], seed=0), "resolved": resolved,
             "timer": BlockTimer(model, device), "times": [], "block": [], "mode": mode,
-            "forms": attention_forms(model, device)}
+            "form": attention_form(model, device)}
 
 
 def one_step(run: dict, device, args, autocast) -> float:
@@ -131,7 +131,7 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
         share = statistics.median(b / t for b, t in zip(run["block"], run["times"]))
         results.append({
             "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
-            "attention_mode": run["mode"], "attention_forms": run["forms"], "amp": args.amp,
+            "attention_mode": run["mode"], "attention_form": run["form"], "amp": args.amp,
             "batch_size": s["batch_size"], "lr_patch": s["patch_size"],
             "model": {k: resolved["model"][k] for k in ("n_feats", "n_resgroups", "n_resblocks")},
             "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,
@@ -143,7 +143,7 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
     for r in results:
         r["speedup_vs_" + args.modes[-1]] = base / r["s_per_iteration_median"]
         print(f"{config:5s} x{args.scale} batch {r['batch_size']:2d} x {r['lr_patch']}x{r['lr_patch']} "
-              f"{r['attention_mode']:6s} ({'/'.join(r['attention_forms']) or 'no MSNLAB'}, amp {args.amp}): "
+              f"{r['attention_mode']:6s} ({r['attention_form']}, amp {args.amp}): "
               f"{r['s_per_iteration_median']:.4f} s/it (min {r['s_per_iteration_min']:.4f}, max "
               f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
               f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "

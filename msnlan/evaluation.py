@@ -5,11 +5,8 @@ Writes the per-image CSV (image, psnr, ssim, seconds, peak_memory_mb) and, besid
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import logging
-import math
 import os
 import sys
 import time
@@ -22,14 +19,15 @@ import torch
 from .data.datasets import Dataset, file_sha256, load_dataset
 from .data.images import write_image
 from .errors import CheckpointError, ConfigError
-from .inference import inference_protocol, resolve_device, upscale
+from .checks import check_scale, resolve_device
+from .inference import inference_protocol, upscale
 from .memory import peak_rss_kib, reset_peak_rss
 from .models.msnlab import select_attention
-from .io_utils import write_json_atomic, write_text_atomic
+from .results import layout
+from .results.evaluations import write_eval_csv, write_protocol
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
 RANDOM_INIT_SEED = 0
 
 
@@ -162,28 +160,6 @@ def _progress(total: int, enabled: bool | None):
     return tqdm(total=total, unit="img", file=sys.stderr)
 
 
-def _fmt(value: float, digits: int) -> str:
-    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
-
-
-def write_rows_csv(path: str | os.PathLike, rows: list[dict]) -> None:
-    """The per-image CSV, atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow([r["image"], _fmt(r["psnr"], 6), _fmt(r["ssim"], 8), f"{r['seconds']:.4f}",
-                         f"{r['peak_memory_mb']:.1f}"])
-    write_text_atomic(path, buf.getvalue())
-
-
-def protocol_path_for(csv_path: str | os.PathLike) -> Path:
-    """RESULTS.csv -> RESULTS.protocol.json beside it."""
-    p = Path(csv_path)
-    stem = p.name[:-4] if p.name.endswith(".csv") else p.name
-    return p.with_name(f"{stem}.protocol.json")
-
-
 def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: int, out_csv: str | os.PathLike,
                     *, checkpoint: str | os.PathLike | None = None, random_init: bool = False,
                     tile: str | None = None, min_pixels: int | None = None, overlap: int = 10,
@@ -198,15 +174,14 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     `attention_mode` ("auto", "fast", "direct") selects the MSNLAB attention form, and the
     protocol records the form that ran.
     """
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+    scale = check_scale(scale, supported=None)
     if not str(out_csv).endswith(".csv"):
         raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
     log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = resolve_device(device)
     meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
     is_bicubic = isinstance(meth.model, str)
-    forms = [] if is_bicubic else select_attention(meth.model, attention_mode, dev)
+    attention = {} if is_bicubic else select_attention(meth.model, attention_mode, dev)
     if is_bicubic:
         if self_ensemble:
             raise ConfigError("--self-ensemble applies to networks, not to bicubic")
@@ -221,7 +196,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                                                                    lr_dir=lr_dir)
     if ds.scale != scale:
         raise ConfigError(f"dataset {ds.name} was loaded at x{ds.scale}, not x{scale}")
-    from .metrics import evaluate_pair, protocol_description, summarize
+    from .metric_registry import registered_metrics
+    from .metrics import protocol_description, summarize
 
     name = meth.name + ("+" if self_ensemble else "")
     if not is_bicubic:  # first-call costs (CUDA context, kernel selection) stay out of image 1's time
@@ -238,9 +214,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                          self_ensemble=self_ensemble, device=None if is_bicubic else dev)
             seconds = time.perf_counter() - t0  # upscale returns host memory: the GPU work is done
             peak = memory.peak_mb()
-            metrics = evaluate_pair(sr, pair.hr, scale)
-            rows.append({"image": pair.name, "psnr": metrics["psnr"], "ssim": metrics["ssim"],
-                         "seconds": seconds, "peak_memory_mb": peak})
+            metrics = {m.name: m.compute(sr, pair.hr, scale) for m in registered_metrics()}
+            rows.append({"image": pair.name, **metrics, "seconds": seconds, "peak_memory_mb": peak})
             if save_images is not None:
                 write_image(Path(save_images) / f"{pair.name}.png", sr)
             if bar is not None:
@@ -253,7 +228,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     finally:
         if bar is not None:
             bar.close()
-    summary = summarize(rows)
+    summary = summarize(rows, registered_metrics())
     from . import __version__
     from .provenance import device_description, git_commit, package_versions
     from .variants import variant_hash
@@ -263,13 +238,14 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "variant": meth.variant["name"] if meth.variant else None,
         "variant_hash": variant_hash(meth.variant) if meth.variant else None,
         "variant_model": meth.variant["model"] if meth.variant else None,
+        "variant_description": meth.variant.get("description", "") if meth.variant else None,
         "weights": meth.weights,
         "random_init": meth.weights.startswith("random-init"),
         "checkpoint": meth.checkpoint,
         "checkpoint_sha256": meth.checkpoint_sha256,
         "checkpoint_info": meth.checkpoint_info,
         "scale": scale,
-        "benchmark": protocol_path_for(out_csv).name[: -len(".protocol.json")],
+        "benchmark": layout.protocol_json(out_csv).name[: -len(".protocol.json")],
         "dataset_name": ds.name,
         "dataset": str(ds.prepared or ds.root),
         "dataset_source": str(ds.root),
@@ -287,12 +263,11 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "versions": {**package_versions(), "msnlan": __version__},
         "device": device_description(dev),
         "device_type": dev.type,
-        "attention_mode": None if is_bicubic else attention_mode,
-        "attention_forms": forms,
+        **attention,
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
-    write_rows_csv(out_csv, rows)
-    write_json_atomic(protocol_path_for(out_csv), protocol)  # last: marks the evaluation complete
+    write_eval_csv(out_csv, rows)
+    write_protocol(out_csv, protocol)  # last: marks the evaluation complete
     return protocol

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checks import resolve_device
 from .data.images import check_image_array
 from .errors import ConfigError
 
@@ -37,24 +38,6 @@ DEFAULT_OVERLAP = 10
 def default_min_pixels(scale: int) -> int:
     """The authors' chop threshold: 4000 LR pixels per tile, 3600 at x4."""
     return 3600 if int(scale) == 4 else 4000
-
-
-def resolve_device(device: Any = "auto") -> torch.device:
-    """'auto'/None -> cuda if available else cpu; 'cpu', 'cuda', 'cuda:N' checked against what exists."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not valid (auto, cpu, cuda or cuda:N): {exc}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available on this machine (use cpu or auto)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) exist")
-    elif dev.type != "cpu":
-        raise ConfigError(f"device {device!r} is not supported (auto, cpu, cuda or cuda:N)")
-    return dev
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:

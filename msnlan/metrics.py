@@ -1,6 +1,6 @@
 """The PSNR/SSIM protocol of published SR tables, with every protocol choice explicit.
 
-Protocol (spec section 4; BasicSR-style arguments):
+Protocol (the one of published SR tables, as BasicSR computes it; BasicSR-style arguments):
 
 * both images uint8, same shape; a border of ``crop_border`` pixels (default: the scale) is removed
   on every side before measuring;
@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from msnlan.errors import DataError
+from .checks import check_scale
+from .errors import DataError
 
 __all__ = [
     "rgb_to_y",
@@ -137,9 +138,7 @@ def _check_uint8_image(image: Any, role: str) -> np.ndarray:
 
 
 def _check_scale(scale: Any) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise DataError(f"evaluate_pair: scale must be a positive integer, got {scale!r}")
-    return int(scale)
+    return check_scale(scale, supported=None, error=DataError, what="evaluate_pair: scale")
 
 
 def _resolve_crop(scale: int, crop_border: int | None) -> int:
@@ -171,6 +170,17 @@ def evaluate_pair(
     Returns:
         ``{'psnr': float, 'ssim': float}``; psnr is inf for identical (cropped) images.
     """
+    a, b = protocol_pair(sr, hr, scale, crop_border=crop_border, y_channel=y_channel)
+    if a.ndim == 2:
+        return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
+    ssim_rgb = float(np.mean([ssim(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+    return {"psnr": psnr(a, b), "ssim": ssim_rgb}
+
+
+def protocol_pair(sr: np.ndarray, hr: np.ndarray, scale: int, *, crop_border: int | None = None,
+                  y_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The two float64 images a metric compares: checked, border shaved, on Y (2-D) unless
+    `y_channel` is False for 3-channel images (then H x W x 3)."""
     sr = _check_uint8_image(sr, "sr")
     hr = _check_uint8_image(hr, "hr")
     if sr.shape != hr.shape:
@@ -183,47 +193,39 @@ def evaluate_pair(
     if border:
         sr = sr[border:-border, border:-border]
         hr = hr[border:-border, border:-border]
-
     one_channel = sr.ndim == 2 or sr.shape[2] == 1
     if y_channel or one_channel:
-        a, b = rgb_to_y(sr), rgb_to_y(hr)
-        return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
-    a, b = sr.astype(np.float64), hr.astype(np.float64)
-    ssim_rgb = float(np.mean([ssim(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
-    return {"psnr": psnr(a, b), "ssim": ssim_rgb}
+        return rgb_to_y(sr), rgb_to_y(hr)
+    return sr.astype(np.float64), hr.astype(np.float64)
 
 
-def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Dataset means of per-image ``{'psnr', 'ssim'}`` rows.
+def summarize(rows: Iterable[Mapping[str, Any]], metrics: Iterable = ()) -> dict[str, Any]:
+    """Dataset summary of per-image rows: ``{'psnr', 'ssim', <metrics>, 'n_images', 'n_infinite_psnr'}``.
 
-    PSNR mean: the arithmetic mean of the per-image PSNRs (in dB) over the images whose PSNR is
-    finite; images with PSNR = +inf (SR identical to HR) are left out of that mean and counted in
-    ``n_infinite_psnr``. If every image is infinite the mean is inf. SSIM: the mean over all images.
-
-    Returns ``{'psnr', 'ssim', 'n_images', 'n_infinite_psnr'}``.
+    Every row needs numeric 'psnr' and 'ssim' (and a value for each of the registered `metrics`
+    beyond them). Checks each row, then applies msnlan.results.summary.summarize (the suite's one
+    rule: PSNR averaged over the finite values, infinite ones counted in ``n_infinite_psnr``, inf
+    if every image is infinite; the other metrics averaged over all images).
     """
-    psnrs: list[float] = []
-    ssims: list[float] = []
+    from .results.summary import summarize as summarize_values
+
+    names = ["psnr", "ssim"] + [m.name for m in metrics if m.name not in ("psnr", "ssim")]
+    columns: dict[str, list[float]] = {name: [] for name in names}
     for i, row in enumerate(rows):
         try:
-            p, s = float(row["psnr"]), float(row["ssim"])
+            values = {name: float(row[name]) for name in names}
         except KeyError as exc:
             raise DataError(f"summarize: row {i} has no {exc.args[0]!r} value: {dict(row)!r}") from None
         except (TypeError, ValueError):
-            raise DataError(f"summarize: row {i} has a non-numeric psnr/ssim: {dict(row)!r}") from None
+            raise DataError(f"summarize: row {i} has a non-numeric {'/'.join(names)}: {dict(row)!r}") from None
+        p, s = values["psnr"], values["ssim"]
         if math.isnan(p) or p == -math.inf or not math.isfinite(s):
             raise DataError(f"summarize: row {i} has an invalid psnr/ssim: psnr={p!r}, ssim={s!r}")
-        psnrs.append(p)
-        ssims.append(s)
-    if not psnrs:
+        for name, value in values.items():
+            columns[name].append(value)
+    if not columns["psnr"]:
         raise DataError("summarize: no rows to summarize")
-    finite = [p for p in psnrs if math.isfinite(p)]
-    return {
-        "psnr": float(np.mean(finite)) if finite else math.inf,
-        "ssim": float(np.mean(ssims)),
-        "n_images": len(psnrs),
-        "n_infinite_psnr": len(psnrs) - len(finite),
-    }
+    return summarize_values(**columns)
 
 
 def protocol_description(scale: int, crop_border: int | None = None, y_channel: bool = True) -> dict[str, Any]:
@@ -236,3 +238,20 @@ def protocol_description(scale: int, crop_border: int | None = None, y_channel: 
         "ssim": SSIM_DESCRIPTION,
         "psnr_definition": PSNR_DESCRIPTION,
     }
+
+
+def _register_builtin_metrics() -> None:
+    from .metric_registry import Metric, register_metric
+    from .results.summary import mean_psnr
+
+    register_metric(Metric("psnr", "PSNR", higher_is_better=True, decimals=2, csv_digits=6, low=0.0,
+                           compute=lambda sr, hr, scale, crop_border=None: psnr(
+                               *protocol_pair(sr, hr, scale, crop_border=crop_border)), mean=mean_psnr,
+                           description=PSNR_DESCRIPTION))
+    register_metric(Metric("ssim", "SSIM", higher_is_better=True, decimals=4, csv_digits=8, low=-1.0, high=1.0,
+                           compute=lambda sr, hr, scale, crop_border=None: ssim(
+                               *protocol_pair(sr, hr, scale, crop_border=crop_border)),
+                           description=SSIM_DESCRIPTION))
+
+
+_register_builtin_metrics()

@@ -1,7 +1,12 @@
-"""Variant files (ablations/*.yaml): loading, base inheritance and schema validation.
+"""Variant files: loading, base inheritance and schema validation.
 
 A variant file names its base (`_base_`) and lists only what differs, as in detectron2's
 configs. `resolve_variant` returns the full, validated model settings.
+
+A name resolves, in this order, to: a file beside the referring file; a file of the user's folder
+($MSNLAN_ABLATIONS, else the checkout's ablations/); one of the five standard variants shipped in
+msnlan/standard_variants; the built-in base "paper" (msnlan.paper.PAPER_MODEL). So an installed
+package knows the standard variants, and a user's file of the same name overrides one.
 """
 from __future__ import annotations
 
@@ -14,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import yaml
 
+from .checks import schema_error_message, validate_with_schema
 from .errors import ConfigError
 
 #: every setting of the generic network; a resolved variant has all of them
@@ -26,70 +31,100 @@ MODEL_KEYS = (
 )
 
 
-def ablations_dir() -> Path:
-    """Folder of the named variants: $MSNLAN_ABLATIONS, else the checkout's ablations/."""
+#: the built-in base of the standard variants: the paper model's settings (msnlan.paper)
+PAPER_BASE = "paper"
+
+
+def user_variants_dir() -> Path | None:
+    """The user's variant folder: $MSNLAN_ABLATIONS, else the checkout's ablations/ (None if absent).
+
+    Its files override the standard variants of the same name and add new ones.
+    """
     env = os.environ.get("MSNLAN_ABLATIONS")
-    path = Path(env) if env else Path(__file__).resolve().parent.parent / "ablations"
-    if not path.is_dir():
-        raise ConfigError(
-            f"variant folder {path} does not exist; set MSNLAN_ABLATIONS to the folder of variant "
-            "YAML files, or pass a variant file path"
-        )
-    return path
+    if env:
+        if not Path(env).is_dir():
+            raise ConfigError(f"MSNLAN_ABLATIONS: variant folder {env} does not exist")
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "ablations"
+    return checkout if checkout.is_dir() else None
+
+
+def standard_variants_dir() -> Path:
+    """The five standard variants shipped with the package (msnlan/standard_variants)."""
+    return Path(str(resources.files("msnlan").joinpath("standard_variants")))
+
+
+def _named_files() -> dict[str, Path]:
+    """Variant name -> file: the standard variants, overridden and extended by the user's folder."""
+    files = {p.stem: p for p in standard_variants_dir().glob("*.yaml")}
+    user = user_variants_dir()
+    if user is not None:
+        files.update({p.stem: p for p in user.glob("*.yaml")})
+    return files
 
 
 def list_variants() -> list[str]:
-    """Names of the registered variants (the *.yaml files of the ablations folder)."""
-    return sorted(p.stem for p in ablations_dir().glob("*.yaml"))
+    """Names of the registered variants: the standard ones and those of the user's folder."""
+    return sorted(_named_files())
 
 
 @lru_cache(maxsize=None)
-def _schema() -> dict:
+def _schema_file() -> dict:
     return json.loads(resources.files("msnlan").joinpath("schemas/variant.schema.json").read_text())
 
 
-def _format_key(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
+def _schema() -> dict:
+    """The variant schema with the block settings taken from the block registries: `block` is one
+    of the registered trunk blocks, and each registered attention block has its on/off setting."""
+    from .models.registry import ATTENTION_BLOCKS, TRUNK_BLOCKS
+
+    schema = copy.deepcopy(_schema_file())
+    model = schema["properties"]["model"]["properties"]
+    model["block"] = {"enum": sorted(TRUNK_BLOCKS)}
+    for name in ATTENTION_BLOCKS:
+        model[name] = {"type": "boolean"}
+    return schema
+
+
+def _variant_wording(err) -> str:
+    if err.validator == "not" and "patch_sizes" in [str(p) for p in err.absolute_path]:
+        key = ".".join(str(p) for p in err.absolute_path)
+        return f"key {key!r}: patch size {err.instance!r} must be odd"
+    return schema_error_message(err)
 
 
 def validate_variant_dict(data: Any, source: str) -> None:
     """Check one variant file's content against the schema; raise ConfigError naming file and key."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: a variant file must be a mapping, got {type(data).__name__}")
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        key = _format_key(err.absolute_path)
-        if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            key = _format_key(list(err.absolute_path) + [extra[0]]) if extra else key
-            msg = f"unknown key {key!r}"
-        elif err.validator == "not" and "patch_sizes" in key:
-            msg = f"key {key!r}: patch size {err.instance!r} must be odd"
-        elif err.validator in ("enum",):
-            msg = f"key {key!r}: {err.instance!r} is not one of {err.validator_value}"
-        else:
-            msg = f"key {key!r}: {err.message}"
-        raise ConfigError(f"{source}: {msg}")
+    validate_with_schema(_schema(), data, source, wording=_variant_wording)
 
 
-def _locate(ref: str, relative_to: Path | None) -> Path:
-    """A variant reference is a registered name, or a path (relative to the referring file)."""
+def _locate(ref: str, relative_to: Path | None) -> Path | str:
+    """A variant reference: a file beside the referring one, a path, a registered name, or the
+    built-in base "paper" (returned as that string)."""
     candidates = []
     if relative_to is not None:
         candidates += [relative_to / ref, relative_to / f"{ref}.yaml"]
     candidates.append(Path(ref))
-    if not ref.endswith((".yaml", ".yml")) and "/" not in ref:
-        try:
-            candidates.append(ablations_dir() / f"{ref}.yaml")
-        except ConfigError:
-            pass
+    is_name = not ref.endswith((".yaml", ".yml")) and "/" not in ref
+    if is_name and ref in _named_files():
+        candidates.append(_named_files()[ref])
     for c in candidates:
         if c.is_file():
             return c.resolve()
+    if ref == PAPER_BASE:
+        return PAPER_BASE
     known = ", ".join(list_variants()) if Path(ref).suffix == "" else ""
     raise ConfigError(f"unknown variant {ref!r}" + (f" (registered: {known})" if known else ""))
+
+
+def _load(ref: Path | str, chain: tuple) -> dict:
+    if ref == PAPER_BASE:
+        from .paper import PAPER_DESCRIPTION, PAPER_MODEL
+
+        return {"description": PAPER_DESCRIPTION, "model": copy.deepcopy(PAPER_MODEL)}
+    return _load_file(ref, chain)
 
 
 def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
@@ -105,7 +140,7 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
     validate_variant_dict(data, str(path))
     model: dict = {}
     if "_base_" in data:
-        base = _load_file(_locate(data["_base_"], path.parent), chain + (path,))
+        base = _load(_locate(data["_base_"], path.parent), chain + (path,))
         model = base["model"]
     model.update(copy.deepcopy(data.get("model", {})))
     return {"description": data.get("description", ""), "model": model}
@@ -135,14 +170,15 @@ def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides:
         validate_variant_dict(data, "<mapping>")
         model: dict = {}
         if "_base_" in data:
-            model = _load_file(_locate(data["_base_"], None), ())["model"]
+            model = _load(_locate(data["_base_"], None), ())["model"]
         model.update(copy.deepcopy(data.get("model", {})))
         resolved = {"name": data.get("name", "custom"), "description": data.get("description", ""),
                     "source": "<mapping>", "model": model}
     else:
         path = _locate(os.fspath(variant), None)
-        loaded = _load_file(path, ())
-        resolved = {"name": path.stem, "description": loaded["description"], "source": str(path),
+        loaded = _load(path, ())
+        name = path.stem if isinstance(path, Path) else PAPER_BASE
+        resolved = {"name": name, "description": loaded["description"], "source": str(path),
                     "model": loaded["model"]}
     if overrides:
         validate_variant_dict({"model": overrides}, f"{resolved['source']} (overrides)")
@@ -151,17 +187,45 @@ def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides:
     return resolved
 
 
+def write_variant_file(path: str | os.PathLike, resolved: Mapping[str, Any], header: str = "") -> None:
+    """A complete variant file (no _base_): resolving it gives `resolved`'s description and model."""
+    from .io_utils import write_text_atomic
+
+    body = yaml.safe_dump({"description": resolved["description"], "model": dict(resolved["model"])},
+                          sort_keys=False)
+    write_text_atomic(path, header + body)
+
+
 def variant_hash(resolved: Mapping[str, Any]) -> str:
     """Stable hash of a resolved variant's model settings (what decides the network)."""
     blob = json.dumps(resolved["model"], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def component_columns() -> list[tuple[str, str]]:
+    """(key, label) of the ablation table's component columns, from the block registries."""
+    from .models.registry import ATTENTION_BLOCKS
+
+    cols = []
+    for block in ATTENTION_BLOCKS.values():
+        cols.append((block.name, block.label))
+        if block.multi_scale is not None:
+            cols.append(("multi_scale", "Multi-scale"))
+    return cols + [("dense_skips", "Dense skips"), ("block", "Block")]
+
+
 def components(model: Mapping[str, Any]) -> dict:
-    """The ablation table's check marks, derived from the settings."""
-    return {
-        "msnlab": bool(model["msnlab"]),
-        "multi_scale": bool(model["msnlab"]) and len(model["patch_sizes"]) > 1,
-        "dense_skips": bool(model["dense_skips"]),
-        "block": model["block"].upper(),
-    }
+    """The ablation table's marks, derived from the settings: True/False per component column,
+    and the trunk block's label under "block"."""
+    from .models.registry import ATTENTION_BLOCKS, TRUNK_BLOCKS
+
+    out: dict[str, Any] = {}
+    for block in ATTENTION_BLOCKS.values():
+        on = bool(model.get(block.name))
+        out[block.name] = on
+        if block.multi_scale is not None:
+            out["multi_scale"] = on and block.multi_scale(model)
+    out["dense_skips"] = bool(model["dense_skips"])
+    block = TRUNK_BLOCKS.get(model["block"])
+    out["block"] = block.label if block else str(model["block"]).upper()
+    return out

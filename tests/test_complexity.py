@@ -168,7 +168,7 @@ def test_direct_form_is_k2_times_the_fast_attention():
         parts_fast, parts_direct = fast.attention_parts[f"k{k}"], direct.attention_parts[f"k{k}"]
         assert parts_direct["aggregation"] == k * k * parts_fast["aggregation"]
         assert k * k / 3 < parts_direct["scores"] / parts_fast["scores"] < k * k
-    # the spec's scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
+    # the expected scale: ~15 TMAC for the paper model's fast attention at the x2 720p size, untiled;
     # tiled with the default budget, halos are recomputed (the as-executed figure is larger)
     h, w = lr_size_720p(2)
     untiled = msnlab_macs(h, w, 64, [3, 5, 7], chunk_elements=UNTILED)

@@ -1,7 +1,8 @@
 """Conversion of the authors' checkpoint: key layout, strict loading, round trip, errors, CLI.
 
 The authors' code cannot run here, so the authors' network is re-expressed below as a plain
-function over their state_dict keys (written from the spec), and our converted model must
+function over their state_dict keys (written from their released code's key names), and our
+converted model must
 reproduce it.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def authors_layout(scale: int) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of the authors' paper model, from the spec's description of their keys."""
+    """Key -> shape of the authors' paper model, from their released checkpoints' key names."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def conv(name: str, out: int, inp: int, k: int) -> None:

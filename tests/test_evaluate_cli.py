@@ -141,7 +141,7 @@ def test_random_init_variant_with_chop_and_self_ensemble(tmp_path, capsys):
     assert proto["tiling"] == {"mode": "chop", "min_pixels": 170, "overlap": 4}
     assert proto["self_ensemble"] is True and proto["checkpoint"] is None
     assert proto["variant_model"]["n_feats"] == 8 and proto["device_type"] == "cpu"
-    assert proto["attention_mode"] == "auto" and proto["attention_forms"] == ["fast"]  # the form that ran
+    assert proto["attention_mode"] == "auto" and proto["attention_form"] == "fast"  # the form that ran
 
     # the same numbers as running the seeded network directly
     torch.manual_seed(0)

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from msnlan.errors import ConfigError, DataError
-from msnlan.inference import (chop_forward, default_min_pixels, inference_protocol, resolve_device,
+from msnlan.checks import resolve_device
+from msnlan.inference import (chop_forward, default_min_pixels, inference_protocol,
                               upscale, upscale_float)
 
 

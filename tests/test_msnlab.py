@@ -10,18 +10,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from msnlan.models import attention
 from msnlan.models.attention import POOL, SCORE_FLOOR, resolve_attention_form, tile_elements
-from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MSNLAB, NonLocalBranch, attention_forms, configure_attention,
+from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MSNLAB, NonLocalBranch, attention_form, configure_attention,
                                   direct_patch_attention, patch_attention, plan_chunks)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# --------------------------------------------------------------------------- references (from the spec)
+# --------------------------------------------------------------------------- references (the textbook forms)
 
 
 def reference_attention(q, e, v, k, scale=10.0, eps=1e-4):
-    """Spec, per image: Q = unfold(q), K = unfold(e) with columns L2-normalised (norm clamped
+    """Per image: Q = unfold(q), K = unfold(e) with columns L2-normalised (norm clamped
     at eps), V = unfold(v), A = softmax over the L keys of scale K^T Q, y = fold(V A)."""
     p = k // 2
     out = []
@@ -313,10 +313,10 @@ def test_auto_resolves_by_device():
         resolve_attention_form("flash", "cpu")
     block = MSNLAB(8, (3, 5), reduction=4)
     assert {b.attention_mode for b in block.branches} == {"auto"}
-    assert attention_forms(block, "cpu") == ["fast"]
+    assert attention_form(block, "cpu") == "fast"
     configure_attention(block, "direct")
-    assert attention_forms(block, torch.device("cpu")) == ["direct"]
-    assert attention_forms(torch.nn.Conv2d(1, 1, 1), "cpu") == []
+    assert attention_form(block, torch.device("cpu")) == "direct"
+    assert attention_form(torch.nn.Conv2d(1, 1, 1), "cpu") == "none"
 
 
 def test_bad_inputs_are_rejected():

@@ -200,7 +200,8 @@ def test_report_cli_errors_are_user_errors(tmp_path, capsys):
 
 
 def test_complexity_rows_tolerate_missing_fields_and_show_self_ensemble_cost():
-    from msnlan.report.complexity_table import build_complexity_table, complexity_frame
+    from msnlan.report.complexity_table import build_complexity_table
+    from msnlan.results.complexity import complexity_frame
 
     full = {"params": {"total": 2_000_000, "trainable": 1_999_976, "fixed": 24},
             "macs": {"720p": {"lr_size": [360, 640], "total": 5e11, "as_executed": {"total": 5e11},
@@ -232,7 +233,8 @@ def test_report_on_real_evaluate_output(tmp_path):
         (tmp_path / "Tiny" / "HR").mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(np.stack([img] * 3, -1), 0, 255).astype(np.uint8)).save(tmp_path / "Tiny" / "HR" / f"t{i}.png")
     variant = tmp_path / "tiny.yaml"
-    variant.write_text("_base_: msnlan\nmodel: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, reduction: 4, msnlab: false}\n")
+    variant.write_text("_base_: msnlan\ndescription: a tiny network\n"
+                       "model: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, reduction: 4, msnlab: false}\n")
     res = tmp_path / "results"
     for method, extra in (("bicubic", []), ("tiny", ["--random-init"])):
         out = res / "eval" / method / "x2" / "Tiny.csv"
@@ -248,8 +250,9 @@ def test_report_on_real_evaluate_output(tmp_path):
     assert f"{summary.loc['bicubic'].psnr:.2f}" in text and f"{summary.loc['tiny'].ssim:.4f}" in text
     assert "Tiny / t0 ×2" in text and text.count('<img class="crop"') == 3  # HR, bicubic, tiny
     cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
-    # components from the protocol's recorded variant settings (no run folder here)
+    # components and description from the protocol's recorded variant (no run folder here)
     assert cells[(cells.row == "tiny") & (cells.column == "MSNLAB")].text.iloc[0] == "–"
+    assert cells[(cells.row == "tiny") & (cells.column == "Description")].text.iloc[0] == "a tiny network"
 
 
 def test_templates_folder_from_environment(tmp_path, monkeypatch):
@@ -259,3 +262,27 @@ def test_templates_folder_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MSNLAN_REPORTS", str(tmp_path / "none"))
     with pytest.raises(ConfigError, match="MSNLAN_REPORTS"):
         reports_dir()
+
+
+def test_ablation_table_shows_each_variant_description(tmp_path):
+    """Two variants with the same component marks (the README's patch sizes [3, 5] example and
+    msnlan) are told apart by their descriptions."""
+    res = fabricate_results(tmp_path, scales=(2,), benchmarks=("DemoA",), variants=("msnlan",), n_images=2,
+                            with_complexity=False)
+    run = res / "runs" / "msnlan" / "x2"
+    shutil.copytree(run, res / "runs" / "k35" / "x2")
+    cfg_path = res / "runs" / "k35" / "x2" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["variant"].update(name="k35", description="two-scale attention, patch sizes 3 and 5")
+    cfg["variant"]["model"]["patch_sizes"] = [3, 5]
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    shutil.copytree(res / "eval" / "msnlan", res / "eval" / "k35")
+    out = tmp_path / "o" / "index.html"
+    build_report(res, None, out, no_visuals=True)
+    cells = pd.read_csv(out.parent / "tables" / "ablation_cells.csv", keep_default_na=False)
+    described = cells[cells.column == "Description"].set_index("row").text
+    assert described["msnlan"] == "MSNLAN as published (MSNLAB k=3/5/7, dense skips, RMAB)"
+    assert described["k35"] == "two-scale attention, patch sizes 3 and 5"
+    marks = cells[cells.column.isin(["MSNLAB", "Multi-scale", "Dense skips", "Block"])].pivot(
+        index="row", columns="column", values="text")
+    assert marks.loc["msnlan"].equals(marks.loc["k35"])  # the marks alone cannot tell them apart

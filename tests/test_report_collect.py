@@ -9,7 +9,8 @@ import pytest
 
 from msnlan.cli import main
 from msnlan.errors import DataError
-from msnlan.report.collect import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, collect
+from msnlan.report.collect import collect
+from msnlan.results.collected import per_image_columns, summary_columns
 from test_report_fabricate import fabricate_results
 
 
@@ -23,8 +24,8 @@ def test_collect_cli_writes_both_tables(results, capsys):
     assert main(["collect", "--results", str(results)]) == 0
     summary = pd.read_csv(results / "tables" / "summary.csv", keep_default_na=False)
     per_image = pd.read_csv(results / "tables" / "per_image.csv")
-    assert tuple(summary.columns) == SUMMARY_COLUMNS
-    assert tuple(per_image.columns) == PER_IMAGE_COLUMNS
+    assert tuple(summary.columns) == summary_columns()
+    assert tuple(per_image.columns) == per_image_columns()
     # 2 benchmarks x 2 scales x (bicubic, msnlan, msnlan+, no_msnlab)
     assert len(summary) == 16 and len(per_image) == 16 * 3
     assert "wrote" in capsys.readouterr().out
@@ -100,7 +101,7 @@ def test_temporary_files_of_atomic_writes_are_ignored(tmp_path):
 
 def test_training_budget_read_from_the_training_engines_run_config(tmp_path):
     """Contract check with msnlan.training: the run folder's config.yaml as the engine writes it."""
-    from msnlan.report.results import find_runs, resolved_variant_for
+    from msnlan.results.runs import find_runs, recorded_variant
     from msnlan.training.presets import load_preset
     from msnlan.training.run_dir import build_config, prepare_run_dir
     from msnlan.variants import resolve_variant
@@ -113,7 +114,7 @@ def test_training_budget_read_from_the_training_engines_run_config(tmp_path):
                     say=lambda *_: None)
     run = find_runs(res)[0]
     assert (run.preset, run.iterations, run.batch_size, run.patch_size) == ("demo", 120, 4, preset["settings"]["patch_size"])
-    resolved, source = resolved_variant_for("msnlan", run)
+    resolved, source = recorded_variant("msnlan", run)
     assert resolved["model"]["msnlab"] is False and source.endswith("config.yaml")  # the run's record wins
     row = collect(res).summary.set_index("method").loc["msnlan"]
     assert (row.training_preset, row.training_iterations) == ("demo", 120)

@@ -16,7 +16,7 @@ from msnlan.errors import CheckpointError, ConfigError, DataError
 from msnlan.training import checkpoint as ckpt
 from msnlan.training.data import PatchSampler, PrefetchingSampler, TrainImage, augment, training_images
 from msnlan.training.engine import TrainingDiverged, train
-from msnlan.training.log_csv import read_log, truncate_log
+from msnlan.results.runs import read_log, truncate_log
 from msnlan.training.presets import list_presets, load_preset, parse_value
 from msnlan.training.progress import Progress
 
@@ -195,12 +195,12 @@ def test_run_writes_the_contract_files_and_is_deterministic(data, tmp_path):
     for name in ("config.yaml", "environment.json", "log.csv", "last.pt", "best.pt", "final.pt"):
         assert (a / name).is_file(), name
     env = json.loads((a / "environment.json").read_text())
-    assert env["attention_mode"] == "auto" and env["attention_forms"] == ["fast"]  # the form that ran
+    assert env["attention_mode"] == "auto" and env["attention_form"] == "fast"  # the form that ran
     rows = read_log(a / "log.csv")
-    assert [r["iteration"] for r in rows] == list(range(1, 13))
-    assert [r["iteration"] for r in rows if r["val_psnr"] is not None] == [6, 12]
-    assert [r["lr"] for r in rows] == [5e-4] * 5 + [2.5e-4] * 4 + [1.25e-4] * 3
-    assert math.isclose(rows[-1]["val_psnr"], summary["final_val_psnr"])
+    assert list(rows.iteration) == list(range(1, 13))
+    assert list(rows.iteration[rows.val_psnr.notna()]) == [6, 12]
+    assert list(rows.lr) == [5e-4] * 5 + [2.5e-4] * 4 + [1.25e-4] * 3
+    assert math.isclose(rows.val_psnr.iloc[-1], summary["final_val_psnr"])
     config = yaml.safe_load((a / "config.yaml").read_text())
     assert config["variant"]["model"]["n_feats"] == 8 and config["training"]["lr"] == 5e-4
     assert config["data"]["train"] == str(data[0].resolve()) and config["preset"]["name"] == "demo"
@@ -299,7 +299,7 @@ def test_log_truncation_drops_later_and_partial_rows(tmp_path):
     path.write_text("iteration,loss,lr,val_psnr,seconds,images_per_s\n1,2.0,0.1,,1.0,3.0\n2,2.0,0.1,,1.0,3.0\n"
                     "3,2.0,0.1,,1.0,3.0\n4,2.0,0.")
     truncate_log(path, 2)
-    assert [r["iteration"] for r in read_log(path)] == [1, 2]
+    assert list(read_log(path).iteration) == [1, 2]
 
 
 def test_progress_plain_lines_off_a_terminal():

@@ -77,3 +77,43 @@ def test_components_marks():
     assert components(resolve_variant("msnlan")["model"]) == {
         "msnlab": True, "multi_scale": True, "dense_skips": True, "block": "RMAB"}
     assert components(resolve_variant("single_scale")["model"])["multi_scale"] is False
+
+
+def test_standard_variants_ship_with_the_package_and_user_files_override_them(tmp_path, monkeypatch):
+    from msnlan.paper import PAPER_MODEL
+    from msnlan.variants import standard_variants_dir
+
+    standard = sorted(p.stem for p in standard_variants_dir().glob("*.yaml"))
+    assert standard == ["msnlan", "no_dense_skips", "no_msnlab", "rcab", "single_scale"]
+    assert resolve_variant(standard_variants_dir() / "msnlan.yaml")["model"] == PAPER_MODEL
+    monkeypatch.setenv("MSNLAN_ABLATIONS", str(tmp_path))
+    _write(tmp_path, "msnlan", {"_base_": "paper", "model": {"n_feats": 32}})
+    _write(tmp_path, "mine", {"_base_": "msnlan", "description": "added", "model": {"reduction": 8}})
+    assert set(standard) | {"mine"} == set(list_variants())
+    assert resolve_variant("msnlan")["model"]["n_feats"] == 32           # the user's file wins
+    assert resolve_variant("mine")["model"]["n_feats"] == 32             # ... also as a base
+    # a standard file's base is the standard one beside it: the standard variants stay the paper's
+    assert resolve_variant("rcab")["model"]["n_feats"] == 64
+    assert resolve_variant("paper")["model"] == PAPER_MODEL
+
+
+def test_checkpoint_conversion_ignores_user_variant_files(tmp_path, monkeypatch):
+    from msnlan.models.convert import _expected_shapes
+
+    before = _expected_shapes(2)
+    monkeypatch.setenv("MSNLAN_ABLATIONS", str(tmp_path))
+    _write(tmp_path, "msnlan", {"_base_": "paper", "model": {"n_feats": 16, "n_resgroups": 2}})
+    assert _expected_shapes(2) == before
+
+
+def test_written_variant_file_resolves_to_the_same_network(tmp_path):
+    from msnlan.training.presets import trained_variant
+    from msnlan.variants import write_variant_file
+
+    trained = trained_variant("no_msnlab", "demo")
+    path = tmp_path / "variants" / "no_msnlab.yaml"
+    write_variant_file(path, trained, "# a header\n")
+    again = resolve_variant(path)
+    assert path.read_text().startswith("# a header\n") and "_base_" not in path.read_text()
+    assert again["model"] == trained["model"] and variant_hash(again) == variant_hash(trained)
+    assert again["description"] == trained["description"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ..checks import check_scale
 
 
 def register(sub) -> None:
@@ -46,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
     if args.warmup < 0:
         raise ConfigError(f"--warmup must be at least 0, got {args.warmup}")
-    if args.scale < 1:
-        raise ConfigError(f"--scale must be a positive integer, got {args.scale}")
+    check_scale(args.scale, supported=None, what="--scale")
     result = measure_complexity(args.variant, args.scale, device=args.device, runs=args.runs,
                                 warmup=args.warmup, runtime=not args.no_runtime,
                                 runtime_size=_runtime_size(args.runtime_size),

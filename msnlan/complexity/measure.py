@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..checks import check_scale
 from .counting import (fvcore_count, part_labels, top_level_breakdown, top_level_names,
                        uncounted_estimates)
 from .formula import UNTILED, msnlab_macs
@@ -78,11 +79,11 @@ def parse_size(text: str, what: str = "--runtime-size") -> tuple[int, int]:
 
 
 def count_params(model: nn.Module) -> dict:
-    """Parameter counts: trainable (requires_grad) and fixed (e.g. the mean shifts); buffers apart."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    fixed = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    """count_parameters plus the buffers (not parameters, not in total) and the MSNLABs' share."""
+    from ..models.network import count_parameters
+
     msnlab = sum(p.numel() for _, m in find_msnlabs(model) for p in m.parameters())
-    return {"total": trainable + fixed, "trainable": trainable, "fixed": fixed,
+    return {**count_parameters(model),
             "buffers": sum(b.numel() for b in model.buffers()), "msnlab": msnlab,
             "method": "numel summed over model.parameters(); fixed = requires_grad False; "
                       "buffers (not parameters) listed apart and not in total"}
@@ -252,19 +253,6 @@ def count_size(model: nn.Module, cfg: Mapping[str, Any], lr_size, *, trace_limit
     }
 
 
-def _device_type(device: str) -> str:
-    """'cpu' or 'cuda' for a --device value, without requiring the device to be present."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
-    if kind not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
-    return kind
-
-
 def _variant_mapping(resolved: Mapping[str, Any]) -> dict:
     """What build_model accepts to rebuild exactly this variant (e.g. in a subprocess)."""
     return {"description": resolved.get("description", ""), "model": dict(resolved["model"])}
@@ -282,13 +270,13 @@ def measure_complexity(variant, scale: int, *, device: str = "auto", runs: int =
     from ..models.network import build_model
     from ..provenance import git_commit, package_versions
     from ..variants import resolve_variant, variant_hash
-    from .runtime import measure_runtime, resolve_device
+    from ..checks import resolve_device
+    from .runtime import measure_runtime
 
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
+    scale = check_scale(scale, supported=None)
     resolved = resolve_variant(variant, **overrides)
     # the device type whose tiling "as executed" refers to; timing needs the device to exist
-    device_type = resolve_device(device).type if runtime else _device_type(device)
+    device_type = resolve_device(device, present=runtime).type
     started = time.perf_counter()
     mapping = _variant_mapping(resolved)
     model = build_model(mapping, scale).eval()

@@ -21,9 +21,10 @@ from torch import nn
 
 
 def _is_msnlab(module: nn.Module) -> bool:
-    from ..models.msnlab import MSNLAB
+    # by the block's declared property (msnlan.models.registry), not by its class
+    from ..models.registry import is_quadratic_attention
 
-    return isinstance(module, MSNLAB)
+    return is_quadratic_attention(module)
 
 
 def find_msnlabs(model: nn.Module) -> list[tuple[str, nn.Module]]:

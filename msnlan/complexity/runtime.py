@@ -20,25 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..checks import resolve_device
 from ..errors import ConfigError, MsnlanError
 from ..memory import current_rss_kib, peak_rss_kib, reset_peak_rss
-
-def resolve_device(device: str):
-    """'auto' -> cuda if available else cpu; a CUDA request without CUDA is a ConfigError."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device!r}: CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
-    return dev
-
 
 def measure_here(request: dict) -> dict:
     """Build the model and time `runs` forward passes after `warmup` ones (this process)."""

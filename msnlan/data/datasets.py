@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from ..checks import check_scale
 from ..io_utils import atomic_path, write_json_atomic, write_text_atomic
 from .images import IMAGE_EXTENSIONS, is_image_file, read_image, write_image
 
@@ -316,9 +317,7 @@ def _generated_lr(hr: np.ndarray, hr_key: str, scale: int, cache: ArrayCache | N
 
 
 def _check_scale(scale) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise DataError(f"scale must be a positive integer, got {scale!r}")
-    return int(scale)
+    return check_scale(scale, supported=None, error=DataError)
 
 
 def read_prepared_info(folder: str | os.PathLike) -> dict:

@@ -7,8 +7,8 @@
 * `convert`: `convert_authors_checkpoint(state_dict, scale)`
 """
 from .convert import authors_key_map, convert_authors_checkpoint
-from .msnlab import MSNLAB, attention_forms, configure_attention, direct_patch_attention, patch_attention
+from .msnlab import MSNLAB, attention_form, configure_attention, direct_patch_attention, patch_attention
 from .network import MSNLAN, build_model, count_parameters
 
-__all__ = ["MSNLAN", "MSNLAB", "attention_forms", "authors_key_map", "build_model", "configure_attention",
+__all__ = ["MSNLAN", "MSNLAB", "attention_form", "authors_key_map", "build_model", "configure_attention",
            "convert_authors_checkpoint", "count_parameters", "direct_patch_attention", "patch_attention"]

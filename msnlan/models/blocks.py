@@ -1,6 +1,6 @@
 """Building blocks of the MSNLAN family: mean shift, channel attentions, RMAB, RCAB, residual group.
 
-Written from the paper's description (spec section 1); all convolutions have a bias.
+Written from the paper's description (Wu et al., Signal Processing 2023); all convolutions have a bias.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..checks import check_scale
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, padding: int | None = None) -> nn.Conv2d:
@@ -106,17 +108,16 @@ class RCAB(nn.Module):
         return x + self.attention(self.conv2(F.relu(self.conv1(x))))
 
 
-BLOCKS = {"rmab": RMAB, "rcab": RCAB}
-
-
 class ResidualGroup(nn.Module):
     """`n_blocks` blocks, then a 3x3 conv, plus the group's input."""
 
     def __init__(self, n_feats: int, n_blocks: int, block: str, reduction: int) -> None:
         super().__init__()
-        if block not in BLOCKS:
-            raise ValueError(f"block {block!r} is not one of {sorted(BLOCKS)}")
-        self.blocks = nn.Sequential(*(BLOCKS[block](n_feats, reduction) for _ in range(n_blocks)))
+        from .registry import TRUNK_BLOCKS
+
+        if block not in TRUNK_BLOCKS:
+            raise ValueError(f"block {block!r} is not one of {sorted(TRUNK_BLOCKS)}")
+        self.blocks = nn.Sequential(*(TRUNK_BLOCKS[block].build(n_feats, reduction) for _ in range(n_blocks)))
         self.end = conv(n_feats, n_feats, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,4 +131,5 @@ def upsampler(n_feats: int, scale: int) -> nn.Sequential:
     if scale == 4:
         return nn.Sequential(conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2),
                              conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2))
-    raise ValueError(f"scale {scale!r} is not one of 2, 3, 4")
+    check_scale(scale, error=ValueError)  # raises: an upsampler exists for 2, 3 and 4 only
+    raise AssertionError(scale)

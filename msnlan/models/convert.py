@@ -1,6 +1,6 @@
 """The authors' released checkpoint (their key names) -> our paper-variant state_dict.
 
-The mapping is explicit, key by key (spec section 1, "The authors' checkpoint keys"):
+The mapping is explicit, key by key, over the key names of the authors' released checkpoints:
 `sub_mean`/`add_mean`, `head.0`, `body.0-3` and `body.5-8` the residual groups (blocks
 `body.<g>.body.<b>`: `branch1/2/3.0` the RMAB cascade convs, `fusion`, `CCA.conv_du.0/2`;
 `body.<g>.body.9` the group's end conv), `body.4` the MSNLAB (`atten1/2/3` = patch 3/5/7 with
@@ -17,11 +17,15 @@ from typing import Any, Mapping
 
 import torch
 
+from ..checks import check_scale
 from ..errors import CheckpointError
+from ..paper import PAPER_DESCRIPTION, PAPER_MODEL
 from .msnlab import NORM_EPS
 
 #: the paper model's layout, which the authors' checkpoints have
-_GROUPS, _BLOCKS, _BRANCHES, _SKIP_FUSIONS = 8, 9, 3, 3
+_GROUPS, _BLOCKS = PAPER_MODEL["n_resgroups"], PAPER_MODEL["n_resblocks"]
+_BRANCHES = len(PAPER_MODEL["patch_sizes"])
+_SKIP_FUSIONS = _GROUPS - _GROUPS // 2 - 1  # every group after the MSNLAB but the first
 
 
 def _conv(authors: str, ours: str) -> list[tuple[str, str]]:
@@ -30,8 +34,7 @@ def _conv(authors: str, ours: str) -> list[tuple[str, str]]:
 
 def authors_key_map(scale: int) -> "OrderedDict[str, str]":
     """{authors' key: our key} for every weight of the paper model at `scale` (escape_NaN excluded)."""
-    if scale not in (2, 3, 4):
-        raise CheckpointError(f"scale {scale!r} is not one of 2, 3, 4")
+    scale = check_scale(scale, error=CheckpointError)
     pairs: list[tuple[str, str]] = []
     pairs += _conv("sub_mean", "sub_mean") + _conv("add_mean", "add_mean") + _conv("head.0", "head")
     for g in range(_GROUPS):
@@ -67,11 +70,14 @@ def authors_key_map(scale: int) -> "OrderedDict[str, str]":
 
 
 def _expected_shapes(scale: int) -> dict[str, torch.Size]:
-    """Shapes of our paper variant's state_dict, built on the meta device (no memory)."""
+    """Shapes of the paper model's state_dict, built on the meta device (no memory).
+
+    Built from msnlan.paper, never from a variant file a user may have edited.
+    """
     from .network import build_model
 
     with torch.device("meta"):
-        model = build_model("msnlan", scale)
+        model = build_model({"name": "msnlan", "description": PAPER_DESCRIPTION, "model": PAPER_MODEL}, scale)
     return {k: v.shape for k, v in model.state_dict().items()}
 
 

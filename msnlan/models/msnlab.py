@@ -117,15 +117,17 @@ def configure_attention(module: nn.Module, mode: str | None = None,
     return count
 
 
-def attention_forms(module: nn.Module, device: torch.device | str) -> list[str]:
-    """The attention forms the MSNLAB branches inside `module` run on `device` (sorted; empty
-    without an MSNLAB): what training and evaluation record as the form that ran."""
-    return sorted({resolve_attention_form(sub.attention_mode, device) for sub in module.modules()
-                   if isinstance(sub, NonLocalBranch)})
+def attention_form(module: nn.Module, device: torch.device | str) -> str:
+    """The attention form the MSNLAB branches inside `module` run on `device`: "fast", "direct",
+    "none" without an MSNLAB (forms joined by "+" where branches differ); what training and
+    evaluation record as the form that ran."""
+    forms = sorted({resolve_attention_form(sub.attention_mode, device) for sub in module.modules()
+                    if isinstance(sub, NonLocalBranch)})
+    return "+".join(forms) or "none"
 
 
-def select_attention(module: nn.Module, mode: str, device: torch.device | str) -> list[str]:
-    """Set every branch's attention mode and return the forms they run on `device` (recorded by
-    training in environment.json and by evaluation in its protocol)."""
+def select_attention(module: nn.Module, mode: str, device: torch.device | str) -> dict:
+    """Set every branch's attention mode; returns {"attention_mode", "attention_form"}, what
+    training records in environment.json and evaluation in its protocol."""
     configure_attention(module, mode)
-    return attention_forms(module, device)
+    return {"attention_mode": mode, "attention_form": attention_form(module, device)}

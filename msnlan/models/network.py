@@ -1,6 +1,6 @@
 """The generic MSNLAN network: one class whose switches cover the paper model and every ablation.
 
-Layout (spec sections 1-2): mean subtraction, head conv, `n_resgroups` residual groups with
+Layout (Wu et al., Signal Processing 2023): mean subtraction, head conv, `n_resgroups` residual groups with
 the MSNLAB after the first n_resgroups // 2 of them, trunk-end conv plus the head output,
 upsampler, final conv, mean addition. Dense skips, generalised to any number of groups:
 the groups before the MSNLAB are fused 1x1 into its input; the first group after it takes
@@ -11,39 +11,44 @@ the later fusions). Without dense skips, the groups run one after the other.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from ..checks import SCALES, check_scale
 from ..errors import ConfigError
+from ..paper import PAPER_MODEL
 from ..variants import resolve_variant
 from .blocks import MeanShift, ResidualGroup, conv, upsampler
-from .msnlab import MSNLAB
-
-SCALES = (2, 3, 4)
+from .registry import ATTENTION_BLOCKS, build_attention
 
 
 class MSNLAN(nn.Module):
     """Maps N x 3 x h x w images in 0..rgb_range to N x 3 x (scale h) x (scale w)."""
 
-    def __init__(self, *, scale: int, n_feats: int = 64, n_resgroups: int = 8, n_resblocks: int = 9,
-                 block: str = "rmab", msnlab: bool = True, patch_sizes: Sequence[int] = (3, 5, 7),
-                 dense_skips: bool = True, softmax_scale: float = 10.0, res_scale: float = 0.1,
-                 reduction: int = 16, rgb_mean: Sequence[float] = (0.4025, 0.4482, 0.4264),
-                 rgb_range: float = 255) -> None:
+    def __init__(self, *, scale: int, **settings: Any) -> None:
+        """`settings`: the model settings of a variant (msnlan.variants.MODEL_KEYS); those not
+        given are the paper model's (msnlan.paper.PAPER_MODEL)."""
         super().__init__()
-        if scale not in SCALES:
-            raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+        unknown = sorted(set(settings) - set(PAPER_MODEL) - set(ATTENTION_BLOCKS))
+        if unknown:
+            raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
+        s = {**PAPER_MODEL, **settings}
+        n_feats, n_resgroups, n_resblocks, block = s["n_feats"], s["n_resgroups"], s["n_resblocks"], s["block"]
+        reduction, rgb_mean, rgb_range = s["reduction"], s["rgb_mean"], s["rgb_range"]
+        scale = check_scale(scale)
         if n_resgroups < 1:
             raise ConfigError(f"n_resgroups must be >= 1, got {n_resgroups}")
         self.n_before = n_resgroups // 2  # groups before the MSNLAB (RG1..RG4 in the paper)
-        self.dense_skips = bool(dense_skips)
+        self.dense_skips = bool(s["dense_skips"])
         self.sub_mean = MeanShift(rgb_mean, rgb_range, sign=-1)
         self.head = conv(3, n_feats, 3)
         self.groups = nn.ModuleList(ResidualGroup(n_feats, n_resblocks, block, reduction)
                                     for _ in range(n_resgroups))
-        self.msnlab = MSNLAB(n_feats, patch_sizes, softmax_scale, res_scale, reduction) if msnlab else None
+        # registered under its own name (e.g. "msnlab"), which the checkpoints' keys carry
+        self.attention_name, attention = build_attention(s)
+        self.add_module(self.attention_name, attention)
         n_after = n_resgroups - self.n_before
         if self.dense_skips:
             # with no group before the MSNLAB there is nothing to fuse: the head output goes in
@@ -61,12 +66,13 @@ class MSNLAN(nn.Module):
 
     def _trunk(self, head: torch.Tensor) -> torch.Tensor:
         before, after = self.groups[: self.n_before], self.groups[self.n_before:]
+        attention = getattr(self, self.attention_name)
         x = head
         if not self.dense_skips:
             for group in before:
                 x = group(x)
-            if self.msnlab is not None:
-                x = self.msnlab(x)
+            if attention is not None:
+                x = attention(x)
             for group in after:
                 x = group(x)
             return x
@@ -76,7 +82,7 @@ class MSNLAN(nn.Module):
             outputs.append(x)
         if self.dense_fusion is not None:
             x = self.dense_fusion(torch.cat(outputs, dim=1))
-        middle = self.msnlab(x) if self.msnlab is not None else x
+        middle = attention(x) if attention is not None else x
         x = middle
         for i, group in enumerate(after):
             if i > 0:
@@ -109,12 +115,7 @@ def build_model(variant: str | os.PathLike | Mapping[str, Any], scale: int, **ov
 
     The returned module carries `.variant` (the resolved variant) and `.scale`.
     """
-    try:
-        scale_int = int(scale)
-    except (TypeError, ValueError):
-        raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}") from None
-    if scale_int != scale or scale_int not in SCALES:
-        raise ConfigError(f"scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+    scale_int = check_scale(scale)
     resolved = _resolve(variant, overrides)
     settings = resolved["model"]
     if settings["msnlab"] and settings["n_feats"] < 2:

@@ -7,15 +7,14 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from ..variants import components
+from ..results.summary import mean_psnr
+from ..variants import component_columns, components
 from .main_table import PSNR_DECIMALS, scale_label
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
+from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
 from .tables import MISSING, Cell, format_number, Column, Footnotes, Row, RowGroup, Section, Table
 
 DELTA_DECIMALS = 3
 CHECK, NO = "✓", MISSING
-COMPONENT_COLUMNS = (("msnlab", "MSNLAB"), ("multi_scale", "Multi-scale"), ("dense_skips", "Dense skips"),
-                     ("block", "Block"))
 FEW_IMAGES = 10
 
 
@@ -24,16 +23,17 @@ class AblationSettings:
     reference: str = "msnlan"
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
-    level: float = 0.95
+    level: float = DEFAULT_LEVEL
 
 
 def _component_cells(resolved: Mapping | None) -> dict[str, Cell]:
+    """The variant's description (so that variants with the same marks can be told apart) and marks."""
     if resolved is None:
-        return {k: Cell("?", title="variant settings not found") for k, _ in COMPONENT_COLUMNS}
-    comp = components(resolved["model"])
-    out = {k: Cell(CHECK if comp[k] else NO) for k in ("msnlab", "multi_scale", "dense_skips")}
-    out["block"] = Cell(comp["block"])
-    return out
+        unknown = {k: Cell("?", title="variant settings not found") for k, _ in component_columns()}
+        return {"description": Cell("?", title="variant settings not found"), **unknown}
+    return {"description": Cell(str(resolved.get("description") or MISSING)),
+            **{k: Cell(v) if isinstance(v, str) else Cell(CHECK if v else NO)
+               for k, v in components(resolved["model"]).items()}}
 
 
 def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
@@ -46,7 +46,8 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
     notes = Footnotes()
     ref = settings.reference
     single = per_image[~per_image.self_ensemble.astype(bool) & (per_image.method != "bicubic")]
-    columns = [Column(k, label, align="c") for k, label in COMPONENT_COLUMNS]
+    columns = [Column("description", "Description", align="l")]
+    columns += [Column(k, label, align="c") for k, label in component_columns()]
     level_pct = f"{settings.level:.0%}"
     for b in benchmarks:
         columns.append(Column(f"{b}/psnr", "PSNR", group=b))
@@ -69,8 +70,8 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
                 if mine.empty:
                     row.cells[f"{b}/psnr"], row.cells[f"{b}/delta"] = Cell(), Cell()
                     continue
-                finite = mine.psnr[mine.psnr.abs() != float("inf")]
-                row.cells[f"{b}/psnr"] = Cell.number(float(finite.mean()) if len(finite) else None,
+                psnr = mean_psnr(mine.psnr)
+                row.cells[f"{b}/psnr"] = Cell.number(psnr,
                                                      PSNR_DECIMALS, title=f"n={len(mine)}")
                 if v == ref:
                     row.cells[f"{b}/delta"] = Cell("(reference)")
@@ -91,7 +92,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
                         f"fewer than {FEW_IMAGES} images: the bootstrap interval is rough (n shown on hover)"))
                 row.cells[f"{b}/delta"] = cell
                 tidy.append({"scale": s, "benchmark": b, "variant": v, "reference": ref,
-                             "psnr": float(finite.mean()) if len(finite) else float("nan"),
+                             "psnr": psnr,
                              "delta": res.mean, "ci_low": res.low, "ci_high": res.high, "n_pairs": res.n,
                              "level": settings.level, "resamples": settings.resamples, "seed": settings.seed,
                              "ci_excludes_zero": res.excludes_zero})

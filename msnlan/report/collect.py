@@ -5,41 +5,21 @@ only used as a cross-check (a mismatch means a stale file and is reported as a w
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..io_utils import atomic_path
-from .results import EvalResult, RunInfo, find_eval_results, find_runs
-
-SUMMARY_COLUMNS = ("method", "variant", "self_ensemble", "scale", "benchmark", "psnr", "ssim", "n_images",
-                   "n_infinite_psnr", "lr_source", "tiling", "shave", "color_space", "checkpoint",
-                   "training_preset", "training_iterations")
-PER_IMAGE_COLUMNS = ("method", "variant", "self_ensemble", "scale", "benchmark", "image", "psnr", "ssim",
-                     "seconds", "peak_memory_mb")
+from ..metric_registry import metric_names
+from ..results.collected import per_image_columns, summary_columns, write_collected_tables
+from ..results.evaluations import EvalResult, find_eval_results
+from ..results.runs import RunInfo, find_runs
+from ..results.summary import same_value, summarize
 
 # protocol.json summaries may be rounded by their writer; differences below this are not staleness
 _SUMMARY_TOLERANCE = 5e-4
-
-
-def summarize_rows(psnr: np.ndarray, ssim: np.ndarray) -> dict:
-    """Mean PSNR over the finite values (identical images give inf) and mean SSIM over all images.
-
-    Same definition as msnlan.metrics.summarize: the infinite ones are counted, not averaged.
-    """
-    psnr = np.asarray(psnr, dtype=float)
-    finite = np.isfinite(psnr)
-    return {
-        "psnr": float(psnr[finite].mean()) if finite.any() else math.nan,
-        "ssim": float(np.mean(ssim)) if len(ssim) else math.nan,
-        "n_images": int(len(psnr)),
-        "n_infinite_psnr": int((~finite).sum()),
-    }
 
 
 def format_tiling(tiling) -> str:
@@ -87,7 +67,7 @@ def collect(results_dir: str | os.PathLike) -> Collected:
     summary_rows, image_frames = [], []
     run_of = {(r.variant, r.scale): r for r in runs}
     for ev in evals:
-        stats = summarize_rows(ev.rows.psnr.to_numpy(), ev.rows.ssim.to_numpy())
+        stats = summarize(**{name: ev.rows[name] for name in metric_names()})
         _check_protocol_summary(ev, stats, warnings)
         if ev.method.endswith("+") != ev.self_ensemble:
             warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
@@ -110,9 +90,9 @@ def collect(results_dir: str | os.PathLike) -> Collected:
         frame.insert(3, "scale", ev.scale)
         frame.insert(4, "benchmark", ev.benchmark)
         image_frames.append(frame)
-    summary = pd.DataFrame(summary_rows, columns=list(SUMMARY_COLUMNS))
+    summary = pd.DataFrame(summary_rows, columns=list(summary_columns()))
     summary = summary.sort_values(["scale", "benchmark", "method"], kind="stable").reset_index(drop=True)
-    per_image = pd.concat(image_frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
+    per_image = pd.concat(image_frames, ignore_index=True)[list(per_image_columns())]
     per_image = per_image.sort_values(["scale", "benchmark", "method", "image"], kind="stable")
     return Collected(summary, per_image.reset_index(drop=True), evals, runs, warnings)
 
@@ -126,23 +106,18 @@ def _check_protocol_summary(ev: EvalResult, stats: dict, warnings: list[str]) ->
         if key in recorded and int(recorded[key]) != stats[key]:
             warnings.append(f"{ev.protocol_path}: summary {key} = {recorded[key]} but {ev.csv_path.name} "
                             f"has {stats[key]} (stale protocol file?)")
-    for key in ("psnr", "ssim"):
+    for key in metric_names():
         if key in recorded and recorded[key] is not None:
             try:
-                diff = abs(float(recorded[key]) - stats[key])
+                value = float(recorded[key])
             except (TypeError, ValueError):
                 warnings.append(f"{ev.protocol_path}: summary {key} = {recorded[key]!r} is not a number")
                 continue
-            if diff > _SUMMARY_TOLERANCE:
+            if not same_value(value, stats[key], _SUMMARY_TOLERANCE):
                 warnings.append(f"{ev.protocol_path}: summary {key} = {recorded[key]} but the mean of "
                                 f"{ev.csv_path.name} is {stats[key]:.6f} (stale protocol file?)")
 
 
 def write_collected(collected: Collected, results_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write tables/summary.csv and tables/per_image.csv atomically; returns their paths."""
-    tables = Path(results_dir) / "tables"
-    paths = (tables / "summary.csv", tables / "per_image.csv")
-    for frame, path in zip((collected.summary, collected.per_image), paths):
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
-    return paths
+    return write_collected_tables(results_dir, collected.summary, collected.per_image)

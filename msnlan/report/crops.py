@@ -12,7 +12,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -21,6 +21,8 @@ from ..errors import ConfigError, DataError
 
 #: images often used in SR papers' figures for their fine structure (used when present)
 FINE_STRUCTURE_IMAGES = {"Set14": ("barbara",), "B100": ("253027",), "Urban100": ("img_092", "img_004")}
+#: the smallest crop side (HR px); the config schema's report.crop_size minimum is this value
+MIN_CROP_SIZE = 12
 DISPLAY_SIZE = 140        # target on-screen size of a crop (CSS px) after nearest-neighbour zoom
 OVERVIEW_WIDTH = 320
 
@@ -46,7 +48,7 @@ def default_crop_size(shape: Sequence[int], scale: int) -> int:
     """About a quarter of the short side, between 32 and 96 px, and fitting inside the margins."""
     short = min(shape[0], shape[1])
     size = int(np.clip(short // 4, 32, 96))
-    return max(12, min(size, short - 2 * crop_margin(scale)))
+    return max(MIN_CROP_SIZE, min(size, short - 2 * crop_margin(scale)))
 
 
 def crop_margin(scale: int) -> int:
@@ -83,8 +85,8 @@ def choose_crop(hr: np.ndarray, bicubic: np.ndarray | None, variants: Sequence[n
 
 def check_box(box: CropBox, shape: Sequence[int], where: str) -> CropBox:
     h, w = shape[:2]
-    if box.size < 12:
-        raise ConfigError(f"{where}: crop size {box.size} is below 12 px (the SSIM window needs 11)")
+    if box.size < MIN_CROP_SIZE:
+        raise ConfigError(f"{where}: crop size {box.size} is below {MIN_CROP_SIZE} px (the SSIM window needs 11)")
     if box.top < 0 or box.left < 0 or box.top + box.size > h or box.left + box.size > w:
         raise ConfigError(f"{where}: crop [top {box.top}, left {box.left}, size {box.size}] is outside the "
                           f"{w}x{h} image")
@@ -106,10 +108,10 @@ def zoom_nearest(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def crop_metrics(sr_crop: np.ndarray, hr_crop: np.ndarray, scale: int) -> dict:
-    """PSNR/SSIM of a crop on Y, without shaving (the crop box is interior by construction)."""
-    from ..metrics import evaluate_pair
+    """Every registered metric of a crop, without shaving (the crop box is interior by construction)."""
+    from ..metric_registry import registered_metrics
 
-    return evaluate_pair(sr_crop, hr_crop, scale, crop_border=0)
+    return {m.name: m.compute(sr_crop, hr_crop, scale, crop_border=0) for m in registered_metrics()}
 
 
 def png_data_uri(image: np.ndarray | Image.Image) -> str:
@@ -131,13 +133,3 @@ def overview_with_box(hr: np.ndarray, box: CropBox, width: int = OVERVIEW_WIDTH)
     x1, y1 = (box.left + box.size) * factor - 1, (box.top + box.size) * factor - 1
     draw.rectangle([x0, y0, x1, y1], outline=(255, 0, 0), width=2)
     return pil
-
-
-def parse_box(spec, where: str) -> CropBox:
-    """A configured box: [top, left, size] in HR pixels (of the image cropped to a multiple of s)."""
-    if isinstance(spec, Mapping):
-        spec = [spec.get("top"), spec.get("left"), spec.get("size")]
-    if not isinstance(spec, (list, tuple)) or len(spec) != 3 or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in spec):
-        raise ConfigError(f"{where}: a crop box is [top, left, size] in HR pixels (integers), got {spec!r}")
-    return CropBox(*spec)

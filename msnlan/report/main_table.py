@@ -1,4 +1,5 @@
-"""The main results table: methods x benchmarks x scales, PSNR/SSIM, measured and published rows."""
+"""The main results table: methods x benchmarks x scales, one column per registered metric
+(msnlan.metric_registry: label, precision, ranking direction), measured and published rows."""
 from __future__ import annotations
 
 import math
@@ -8,10 +9,11 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from ..errors import ConfigError
+from ..metric_registry import get_metric, registered_metrics
 from .published import STANDARD_COUNTS
 from .tables import Cell, Column, Footnotes, Row, RowGroup, Section, Table, rank_table
 
-PSNR_DECIMALS, SSIM_DECIMALS = 2, 4
+PSNR_DECIMALS = get_metric("psnr").decimals
 COMPETE_KEYWORDS = ("all", "measured", "published")
 SELF_ENSEMBLE_NOTE = ("+ : x8 self-ensemble (the 8 flips/transposes, outputs averaged); it costs 8x the "
                       "inference MACs and time of the single model")
@@ -60,11 +62,22 @@ def _reference_n(values: list[int]) -> int | None:
     return max(counts, key=lambda n: (counts[n], n))
 
 
+def _records(frame: pd.DataFrame, benchmarks: Sequence[str], metrics, row: Row):
+    """(benchmark, record) of one method's rows; a benchmark without a record gets empty cells."""
+    for b in benchmarks:
+        rec = frame[frame.benchmark == b]
+        if rec.empty:
+            row.cells.update({f"{b}/{metric.name}": Cell() for metric in metrics})
+        else:
+            yield b, rec.iloc[0]
+
+
 def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
                      published: pd.DataFrame | None = None, *, variants: Sequence[str] = (),
                      compete: Sequence[str] | None = None) -> Table:
     """Measured rows (bicubic, variants, '+' rows) and published rows per scale, ranked per column."""
     notes, sources = Footnotes(), Footnotes(LETTERS)
+    metrics = [m for m in registered_metrics() if m.name in summary.columns]
     pub = published if published is not None else pd.DataFrame(
         columns=["method", "scale", "benchmark", "psnr", "ssim", "source"])
     pub_benchmarks = [b for b in benchmarks if b in STANDARD_COUNTS]
@@ -91,41 +104,36 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
             group_notes.append(notes.marker(
                 f"{b}: our mean is over fewer/other images than the standard {std}; it is NOT comparable "
                 "with published numbers, so published rows are not ranked in this column"))
-        columns.append(Column(f"{b}/psnr", "PSNR", group=label, group_notes=group_notes, ranked=True))
-        columns.append(Column(f"{b}/ssim", "SSIM", group=label, group_notes=list(group_notes), ranked=True))
+        for m in metrics:
+            columns.append(Column(f"{b}/{m.name}", m.label, group=label, group_notes=list(group_notes), ranked=True,
+                                  higher_is_better=m.higher_is_better))
 
     sections = []
     for s in scales:
         measured = summary[summary.scale == s]
         rows = []
         for method in method_order(measured.method, variants):
-            m = measured[measured.method == method]
-            self_ens = bool(m.self_ensemble.iloc[0])
+            mine = measured[measured.method == method]
+            self_ens = bool(mine.self_ensemble.iloc[0])
             row = Row(method, "Bicubic" if method == "bicubic" else method, {"source": Cell("measured")},
                       kind="measured", competes=_competes(method, "measured", compete_sel))
             if self_ens:
                 row.label_notes.append(notes.marker(SELF_ENSEMBLE_NOTE))
-            for b in benchmarks:
-                rec = m[m.benchmark == b]
-                if rec.empty:
-                    row.cells[f"{b}/psnr"], row.cells[f"{b}/ssim"] = Cell(), Cell()
-                    continue
-                rec = rec.iloc[0]
+            for b, rec in _records(mine, benchmarks, metrics, row):
                 n, n_inf = int(rec.n_images), int(rec.n_infinite_psnr)
-                psnr = Cell.number(float(rec.psnr), PSNR_DECIMALS, title=f"n={n}")
-                ssim = Cell.number(float(rec.ssim), SSIM_DECIMALS, title=f"n={n}")
+                cells = {m.name: Cell.number(float(rec[m.name]), m.decimals, title=f"n={n}") for m in metrics}
                 if ref_n[(s, b)] is not None and n != ref_n[(s, b)]:
                     mk = notes.marker("mean over a different number of images than the other rows of this "
                                       "column (hover for n); not ranked")
-                    for c in (psnr, ssim):
+                    for c in cells.values():
                         c.notes.append(mk)
                         c.rankable = False
                 if n_inf:
-                    psnr.notes.append(notes.marker("some images have PSNR = ∞ (SR identical to HR); the PSNR "
-                                                   "mean is over the finite ones (see n_infinite_psnr in "
-                                                   "summary.csv)"))
-                    psnr.title += f", {n_inf} with PSNR = ∞"
-                row.cells[f"{b}/psnr"], row.cells[f"{b}/ssim"] = psnr, ssim
+                    cells["psnr"].notes.append(notes.marker(
+                        "some images have PSNR = ∞ (SR identical to HR); the PSNR mean is over the finite "
+                        "ones (see n_infinite_psnr in summary.csv)"))
+                    cells["psnr"].title += f", {n_inf} with PSNR = ∞"
+                row.cells.update({f"{b}/{name}": c for name, c in cells.items()})
             rows.append(row)
         groups = [RowGroup("Measured here", rows, "measured")] if rows else []
         pub_rows = []
@@ -134,15 +142,12 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
             letters = [sources.marker(src) for src in dict.fromkeys(p.source)]
             row = Row(method, method, {"source": Cell("published", notes=[",".join(letters)])}, kind="published",
                       competes=_competes(method, "published", compete_sel))
-            for b in benchmarks:
-                rec = p[p.benchmark == b]
-                if rec.empty:
-                    row.cells[f"{b}/psnr"], row.cells[f"{b}/ssim"] = Cell(), Cell()
-                    continue
-                rec = rec.iloc[0]
+            for b, rec in _records(p, benchmarks, metrics, row):
                 comparable = ref_n[(s, b)] is None or ref_n[(s, b)] == STANDARD_COUNTS[b]
-                row.cells[f"{b}/psnr"] = Cell.number(float(rec.psnr), PSNR_DECIMALS, rankable=comparable)
-                row.cells[f"{b}/ssim"] = Cell.number(float(rec.ssim), SSIM_DECIMALS, rankable=comparable)
+                for m in metrics:  # papers publish PSNR and SSIM only
+                    value = rec.get(m.name)
+                    row.cells[f"{b}/{m.name}"] = (Cell.number(float(value), m.decimals, rankable=comparable)
+                                                  if value is not None else Cell())
             pub_rows.append(row)
         if pub_rows:
             groups.append(RowGroup("Published (cited, not measured here)", pub_rows, "published"))
@@ -183,7 +188,8 @@ def _protocol_line(summary: pd.DataFrame) -> str:
 
 def main_table_frame(summary: pd.DataFrame, published: pd.DataFrame | None) -> pd.DataFrame:
     """Tidy long form of the numbers behind the main table (one row per method/scale/benchmark)."""
-    meas = summary[["method", "self_ensemble", "scale", "benchmark", "psnr", "ssim", "n_images",
+    names = [m.name for m in registered_metrics() if m.name in summary.columns]
+    meas = summary[["method", "self_ensemble", "scale", "benchmark", *names, "n_images",
                     "n_infinite_psnr"]].copy()
     meas.insert(0, "kind", "measured")
     meas["source"] = "measured"

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .results import RunInfo  # noqa: E402
+from ..results.runs import RunInfo  # noqa: E402
 
 _DPI = 110
 

@@ -6,7 +6,9 @@ from typing import Sequence
 
 from .. import provenance
 from .collect import format_tiling
-from .results import EvalResult, RunInfo
+from ..results.evaluations import EvalResult
+from ..results.runs import RunInfo
+from .tables import MISSING
 
 PROTOCOL_FIELDS = ("lr_source", "tiling", "self_ensemble", "shave", "color_space", "ssim", "device",
                    "git_commit", "random_init")
@@ -15,7 +17,7 @@ DEMO_LABEL = "DEMO — not the paper's setting"
 
 def _text(value) -> str:
     if value is None:
-        return "–"
+        return MISSING
     if isinstance(value, dict) and "mode" in value:
         return format_tiling(value)
     if isinstance(value, dict):
@@ -50,13 +52,13 @@ def protocol_overview(rows: list[dict]) -> list[tuple[str, list[tuple[str, int]]
 
 def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
     return [{
-        "variant": r.variant, "scale": r.scale, "preset": r.preset or "–",
-        "iterations": r.iterations if r.iterations is not None else "–",
-        "iterations_logged": r.iterations_done if r.iterations_done is not None else "–",
-        "patch_size": r.patch_size if r.patch_size is not None else "–",
-        "batch_size": r.batch_size if r.batch_size is not None else "–",
+        "variant": r.variant, "scale": r.scale, "preset": r.preset or MISSING,
+        "iterations": r.iterations if r.iterations is not None else MISSING,
+        "iterations_logged": r.iterations_done if r.iterations_done is not None else MISSING,
+        "patch_size": r.patch_size if r.patch_size is not None else MISSING,
+        "batch_size": r.batch_size if r.batch_size is not None else MISSING,
         "finished": "yes" if r.has_final else "no (no final.pt)",
-        "device": r.device or "–",
+        "device": r.device or MISSING,
         "path": str(r.path),
     } for r in sorted(runs, key=lambda r: (r.scale, r.variant))]
 

@@ -1,13 +1,14 @@
 """`msnlan report`: every table, figure and crop of a results folder in one offline HTML file,
 plus LaTeX/Markdown/CSV versions of the tables under <out dir>/tables/ and the figures as PNGs.
 
-The templates live in the top-level reports/ folder ($MSNLAN_REPORTS overrides it), rendered by
+The templates are package data, msnlan/templates ($MSNLAN_REPORTS overrides the folder), rendered by
 jinja2 with autoescaping on: names from files (variants, images) can never inject markup.
 """
 from __future__ import annotations
 
 import base64
 import os
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,11 +20,12 @@ from ..errors import ConfigError
 from ..io_utils import atomic_path, write_text_atomic
 from .ablation import AblationSettings, build_ablation_table
 from .collect import Collected, collect
-from .complexity_table import build_complexity_table, complexity_frame
+from .complexity_table import build_complexity_table
 from .main_table import build_main_table, main_table_frame, method_order
 from .provenance_info import demo_banner, protocol_overview, protocol_rows, report_environment, run_rows
 from .published import STANDARD_COUNTS, load_published
-from .results import find_complexity, resolved_variant_for
+from ..results.complexity import complexity_frame, find_complexity
+from ..results.runs import recorded_variant
 from .settings import ReportSettings, load_settings
 from .tables import Table, to_latex, to_markdown
 
@@ -31,9 +33,9 @@ TEMPLATE = "report.html.j2"
 
 
 def reports_dir() -> Path:
-    """Folder of the report templates: $MSNLAN_REPORTS, else the checkout's reports/."""
+    """Folder of the report templates: $MSNLAN_REPORTS, else the package's msnlan/templates."""
     env = os.environ.get("MSNLAN_REPORTS")
-    path = Path(env) if env else Path(__file__).resolve().parent.parent.parent / "reports"
+    path = Path(env) if env else Path(str(resources.files("msnlan").joinpath("templates")))
     if not (path / TEMPLATE).is_file():
         raise ConfigError(f"report template {path / TEMPLATE} does not exist; set MSNLAN_REPORTS to the folder "
                           "holding report.html.j2 and report.css")
@@ -41,10 +43,8 @@ def reports_dir() -> Path:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(reports_dir())), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = lambda v, d=2: "–" if v is None or v != v else f"{v:.{d}f}"
-    return env
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(reports_dir())), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def _data_uri(png: bytes | None) -> str | None:
@@ -97,12 +97,13 @@ def _resolver(collected: Collected, settings: ReportSettings):
     from ..variants import resolve_variant
 
     def resolve(variant: str, scale: int):
-        found, source = resolved_variant_for(variant, collected.run(variant, scale))
+        found, source = recorded_variant(variant, collected.run(variant, scale))
         if found is not None and source != "unknown" and not source.startswith("variant file"):
             return found, source
         for ev in collected.evals:  # the evaluation recorded the settings of the network it ran
             if ev.method == variant and ev.scale == scale and isinstance(ev.protocol.get("variant_model"), dict):
-                return {"name": variant, "model": ev.protocol["variant_model"]}, str(ev.protocol_path)
+                return ({"name": variant, "description": ev.protocol.get("variant_description") or "",
+                         "model": ev.protocol["variant_model"]}, str(ev.protocol_path))
         if settings.ablations_dir is not None and (settings.ablations_dir / f"{variant}.yaml").is_file():
             try:
                 return resolve_variant(settings.ablations_dir / f"{variant}.yaml"), "variant file"

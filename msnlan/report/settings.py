@@ -14,24 +14,23 @@ report:
   crop_size: null            # HR px; null = about a quarter of the short side (32..96)
   crop_boxes: {}             # "Benchmark/image": [top, left, size] in HR px; others are automatic
 ```
-Other top-level keys belong to the workflow and are ignored here.
+The whole config is checked against the one config schema (msnlan.config); the other keys belong
+to the workflow and are not used here.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import yaml
 
 from ..errors import ConfigError
-from .crops import CropBox, parse_box
-from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+from ..config import validate_config
+from .crops import CropBox
+from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
 
-REPORT_KEYS = ("published", "compete", "reference", "bootstrap", "visual_images", "visual_scales",
-               "crop_size", "crop_boxes")
-BOOTSTRAP_KEYS = ("resamples", "seed", "level")
 
 
 @dataclass
@@ -48,89 +47,35 @@ class ReportSettings:
     reference: str = "msnlan"
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
-    level: float = 0.95
+    level: float = DEFAULT_LEVEL
     visual_images: list[str] = field(default_factory=list)
     visual_scales: list[int] = field(default_factory=list)
     crop_size: int | None = None
     crop_boxes: dict[str, CropBox] = field(default_factory=dict)
 
 
-def _str_list(value: Any, key: str, where: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                              for v in value):
-        raise ConfigError(f"{where}: key {key!r} must be a list of names, got {value!r}")
-    return [str(v) for v in value]
-
-
-def _int(value: Any, key: str, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where}: key {key!r} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _int_list(value: Any, key: str, where: str) -> list[int]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: key {key!r} must be a list of integers, got {value!r}")
-    return [_int(v, key, where, 1) for v in value]
-
-
 def parse_settings(data: Mapping | None, source: str = "<config>", path: Path | None = None) -> ReportSettings:
-    """Validate the keys the report uses; errors name the file and the key."""
-    data = dict(data or {})
+    """The report's settings from a workflow config, checked against the one config schema
+    (msnlan.config; only the keys present); errors name the file and the key."""
+    data = validate_config(data or {}, source, partial=True)
     s = ReportSettings(path=path, raw=data, name=str(data.get("name", "")))
-    bench = data.get("benchmarks")
-    if isinstance(bench, Mapping):
-        s.benchmarks = [str(b) for b in bench]
-    elif bench is not None:
-        s.benchmarks = _str_list(bench, "benchmarks", source)
-    s.scales = _int_list(data.get("scales"), "scales", source)
-    s.variants = _str_list(data.get("variants"), "variants", source)
+    s.benchmarks = list(data.get("benchmarks") or {})
+    s.scales = list(data.get("scales") or [])
+    s.variants = list(data.get("variants") or [])
     if data.get("ablations_dir"):
-        s.ablations_dir = Path(str(data["ablations_dir"]))
+        s.ablations_dir = Path(data["ablations_dir"])
     rep = data.get("report") or {}
-    if not isinstance(rep, Mapping):
-        raise ConfigError(f"{source}: key 'report' must be a mapping, got {type(rep).__name__}")
-    unknown = sorted(set(rep) - set(REPORT_KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key 'report.{unknown[0]}' (known: {', '.join(REPORT_KEYS)})")
-    if rep.get("published") is not None:
-        s.published = str(rep["published"])
-    if rep.get("compete"):
-        s.compete = _str_list(rep["compete"], "report.compete", source)
-    if rep.get("reference") is not None:
-        s.reference = str(rep["reference"])
+    s.published = rep.get("published")
+    s.compete = rep.get("compete") or None
+    s.reference = rep.get("reference", s.reference)
     boot = rep.get("bootstrap") or {}
-    if not isinstance(boot, Mapping):
-        raise ConfigError(f"{source}: key 'report.bootstrap' must be a mapping")
-    unknown = sorted(set(boot) - set(BOOTSTRAP_KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key 'report.bootstrap.{unknown[0]}' (known: {', '.join(BOOTSTRAP_KEYS)})")
-    if "resamples" in boot:
-        s.resamples = _int(boot["resamples"], "report.bootstrap.resamples", source, 100)
-    if "seed" in boot:
-        s.seed = _int(boot["seed"], "report.bootstrap.seed", source, 0)
-    if "level" in boot:
-        lvl = boot["level"]
-        if isinstance(lvl, bool) or not isinstance(lvl, (int, float)) or not 0.5 <= lvl < 1:
-            raise ConfigError(f"{source}: key 'report.bootstrap.level' must be in [0.5, 1), got {lvl!r}")
-        s.level = float(lvl)
-    s.visual_images = _str_list(rep.get("visual_images"), "report.visual_images", source)
-    s.visual_scales = _int_list(rep.get("visual_scales"), "report.visual_scales", source)
-    if rep.get("crop_size") is not None:
-        s.crop_size = _int(rep["crop_size"], "report.crop_size", source, 12)
-    boxes = rep.get("crop_boxes") or {}
-    if not isinstance(boxes, Mapping):
-        raise ConfigError(f"{source}: key 'report.crop_boxes' must map 'Benchmark/image' to [top, left, size]")
-    for name, spec in boxes.items():
-        if "/" not in str(name):
-            raise ConfigError(f"{source}: key 'report.crop_boxes.{name}': name it as 'Benchmark/image'")
-        s.crop_boxes[str(name)] = parse_box(spec, f"{source}: key 'report.crop_boxes.{name}'")
+    s.resamples = boot.get("resamples", s.resamples)
+    s.seed = boot.get("seed", s.seed)
+    s.level = float(boot.get("level", s.level))
+    s.visual_images = list(rep.get("visual_images") or [])
+    s.visual_scales = list(rep.get("visual_scales") or [])
+    s.crop_size = rep.get("crop_size")
+    s.crop_boxes = {name: CropBox(*box) for name, box in (rep.get("crop_boxes") or {}).items()}
     return s
 
 
@@ -145,6 +90,4 @@ def load_settings(path: str | os.PathLike | None) -> ReportSettings:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is not None and not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a config file must be a mapping, got {type(data).__name__}")
     return parse_settings(data, str(path), path)

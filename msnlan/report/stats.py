@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_RESAMPLES = 10_000
+DEFAULT_LEVEL = 0.95
 DEFAULT_SEED = 0
 # cap on the resample-index matrix so memory stays bounded for large image sets
 _MAX_BLOCK_ELEMENTS = 20_000_000

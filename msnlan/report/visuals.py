@@ -12,15 +12,17 @@ import pandas as pd
 from ..errors import ConfigError, MsnlanError
 from .crops import (FINE_STRUCTURE_IMAGES, CropBox, check_box, choose_crop, crop, crop_margin, crop_metrics,
                     default_crop_size, overview_with_box, png_data_uri, zoom_factor, zoom_nearest)
-from .results import EvalResult, sr_image_path
+from ..metric_registry import registered_metrics
+from ..results.evaluations import EvalResult
+from .tables import format_number
+from ..results.layout import dataset_dir, sr_image
 
 
 @dataclass
 class Tile:
     label: str
     uri: str
-    psnr: float | None = None
-    ssim: float | None = None
+    metrics_text: str = ""        # "value / value" in registry order (for HR: the metric labels)
     note: str = ""
 
 
@@ -72,7 +74,7 @@ def _dataset_path(results_dir: Path, evals: Sequence[EvalResult], benchmark: str
             p = Path(str(ev.protocol["dataset"]))
             if p.exists():
                 return p
-    local = results_dir / "data" / benchmark
+    local = dataset_dir(results_dir, benchmark)
     return local if local.exists() else None
 
 
@@ -123,7 +125,7 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
     shown = [m for m in methods if m in set(here.method)]
     srs: dict[str, tuple[np.ndarray, str]] = {}
     for m in shown:
-        p = sr_image_path(results_dir, m, s, bench, pair.name)
+        p = sr_image(results_dir, m, s, bench, pair.name)
         if p.is_file():
             img = read_image(p)
             if img.shape != hr.shape:
@@ -148,10 +150,13 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
     hr_crop = crop(hr, box)
     vis = Visual(bench, pair.name, s, box, reason, z, png_data_uri(overview_with_box(hr, box)),
                  (int(hr.shape[1]), int(hr.shape[0])))
-    vis.tiles.append(Tile("HR", png_data_uri(zoom_nearest(hr_crop, z)), note="ground truth"))
-    for m, (img, note) in srs.items():
+    metrics = registered_metrics()
+    vis.tiles.append(Tile("HR", png_data_uri(zoom_nearest(hr_crop, z)), " / ".join(m.label for m in metrics),
+                          note="ground truth"))
+    for method, (img, note) in srs.items():
         c = crop(img, box)
-        met = crop_metrics(c, hr_crop, s)
-        vis.tiles.append(Tile("Bicubic" if m == "bicubic" else m, png_data_uri(zoom_nearest(c, z)),
-                              met["psnr"], met["ssim"], note))
+        values = crop_metrics(c, hr_crop, s)
+        text = " / ".join(format_number(values[m.name], m.decimals) for m in metrics)
+        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else method, png_data_uri(zoom_nearest(c, z)),
+                              text, note))
     return vis

@@ -22,16 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_scale
 from ..errors import ConfigError, DataError, MsnlanError
-from ..io_utils import write_json_atomic
 from ..models.msnlab import select_attention
+from ..models.network import count_parameters
+from ..results.runs import ENVIRONMENT, LogWriter, read_environment, truncate_log, write_environment
 from ..provenance import environment
-from ..variants import resolve_variant
 from . import checkpoint as ckpt
 from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
 from .gpu_lease import claim_device
-from .log_csv import LogWriter, truncate_log
-from .presets import load_preset
+from .presets import load_preset, trained_variant
 from .progress import Progress
 from .run_dir import build_config, config_differences, prepare_run_dir
 from .validation import load_validation_pairs, validate
@@ -92,14 +92,12 @@ def _seed_everything(seed: int) -> None:
 def _write_environment(run_dir: Path, device: torch.device, lease, status: str, start_iteration: int,
                        extra: Mapping[str, Any]) -> None:
     """environment.json: where this session runs, plus a list of all sessions of the run."""
-    path = run_dir / "environment.json"
+    path = run_dir / ENVIRONMENT
     sessions = []
     if status == "resume" and path.is_file():
-        import json
-
         try:
-            sessions = json.loads(path.read_text()).get("sessions", [])
-        except (OSError, ValueError):
+            sessions = read_environment(path).get("sessions", [])
+        except DataError:  # a damaged record of earlier sessions does not stop training
             sessions = []
     env = environment(device)
     env.update({"device_note": lease.message, "gpu_lease": lease.as_dict(), "torch_threads": torch.get_num_threads(),
@@ -107,7 +105,7 @@ def _write_environment(run_dir: Path, device: torch.device, lease, status: str, 
     sessions.append({"date": env["date"], "device": env["device"], "start_iteration": start_iteration,
                      "git_commit": env["git_commit"]})
     env["sessions"] = sessions
-    write_json_atomic(path, env)
+    write_environment(run_dir, env)
 
 
 def _final_summary(run_dir: Path, status: str) -> dict:
@@ -155,16 +153,13 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
     def say(msg: str) -> None:
         print(f"msnlan train: {msg}", file=stream, flush=True)
 
-    from ..models.network import SCALES
-
-    if isinstance(scale, bool) or scale not in SCALES:
-        raise ConfigError(f"--scale {scale!r} is not one of {', '.join(map(str, SCALES))}")
+    check_scale(scale, what="--scale")
     for flag, path in (("--train-data", train_data), ("--val-data", val_data)):
         if not Path(path).exists():
             raise DataError(f"{flag} {path} does not exist")
     preset_info = load_preset(preset, overrides)
     settings = preset_info["settings"]
-    resolved = resolve_variant(variant, **settings["model"])
+    resolved = trained_variant(variant, preset_info)
     if init_from is not None and not Path(init_from).is_file():
         raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
     config = build_config(resolved, scale, preset_info, train_data, val_data, init_from)
@@ -197,8 +192,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
          dev: torch.device, lease, say, stream) -> dict:
     _seed_everything(s["seed"])
     model = ckpt.build_network(resolved, scale).to(dev)
-    attention = {"attention_mode": s.get("attention_mode", "auto"),
-                 "attention_forms": select_attention(model, s.get("attention_mode", "auto"), dev)}
+    attention = select_attention(model, s.get("attention_mode", "auto"), dev)
     if s["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], betas=tuple(s["betas"]), eps=s["eps"],
@@ -243,7 +237,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                                      "initialised_fresh": init_report["initialised_fresh"]}}
     truncate_log(run_dir / "log.csv", iteration)
     _write_environment(run_dir, dev, lease, status, iteration,
-                       {"parameters": sum(p.numel() for p in model.parameters()), **attention, **init_report})
+                       {"parameters": count_parameters(model)["total"], **attention, **init_report})
 
     total = s["iterations"]
     source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import DEVICE_CHOICES, DEVICE_PATTERN
 from ..errors import MsnlanError
 
 
@@ -123,8 +124,8 @@ def claim_device(requested: str = "auto", *, count: int | None = None, lock_dire
     """
     global _LEASE
     requested = (requested or "auto").strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested):
-        raise GpuLeaseError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
+    if not re.fullmatch(DEVICE_PATTERN, requested):
+        raise GpuLeaseError(f"--device {requested!r}: expected {DEVICE_CHOICES}")
     if requested == "cpu":
         return Lease("cpu", None, None, False, "device: CPU (requested)")
     if _LEASE is not None and _LEASE.slot is not None:

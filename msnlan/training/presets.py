@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import jsonschema
 import yaml
 
+from ..checks import validate_with_schema
 from ..errors import ConfigError
 from .preset_schema import PRESET_SCHEMA
 
@@ -88,30 +88,11 @@ def apply_overrides(settings: dict, overrides: Mapping[str, Any], source: str) -
     return settings
 
 
-def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
-
-
 def validate_preset(data: Any, source: str) -> None:
     """Check preset content against the schema; raise ConfigError naming the source and key."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: a preset must be a mapping, got {type(data).__name__}")
-    validator = jsonschema.Draft202012Validator(PRESET_SCHEMA)
-    errors = sorted(validator.iter_errors(dict(data)),
-                    key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]))
-    if not errors:
-        return
-    err = errors[0]
-    key = _key(err.absolute_path)
-    if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        raise ConfigError(f"{source}: unknown key {extra[0]!r}" if extra else f"{source}: {err.message}")
-    if err.validator == "required":
-        missing = [k for k in err.validator_value if k not in err.instance]
-        raise ConfigError(f"{source}: missing key(s) {', '.join(repr(k) for k in missing)}")
-    if err.validator == "enum":
-        raise ConfigError(f"{source}: key {key!r}: {err.instance!r} is not one of {err.validator_value}")
-    raise ConfigError(f"{source}: key {key!r}: {err.message}")
+    validate_with_schema(PRESET_SCHEMA, dict(data), source)
 
 
 def load_preset(preset: str | os.PathLike = "paper", overrides: Mapping[str, Any] | Iterable[str] = ()) -> dict:
@@ -132,3 +113,15 @@ def load_preset(preset: str | os.PathLike = "paper", overrides: Mapping[str, Any
         settings = apply_overrides(settings, overrides, str(path))
     return {"name": path.stem, "source": str(path), "description": data.get("description", ""),
             "settings": settings}
+
+
+def trained_variant(variant: str | os.PathLike | Mapping[str, Any], preset: str | os.PathLike | Mapping = "paper",
+                    overrides: Mapping[str, Any] | Iterable[str] = ()) -> dict:
+    """The network a preset trains: `variant` resolved with the preset's model settings applied.
+
+    `preset` is a preset name or path (loaded with `overrides`), or an already loaded preset.
+    """
+    from ..variants import resolve_variant
+
+    loaded = preset if isinstance(preset, Mapping) else load_preset(preset, overrides)
+    return resolve_variant(variant, **(loaded["settings"].get("model") or {}))

@@ -9,11 +9,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import ConfigError
-from ..io_utils import write_text_atomic
+from ..errors import ConfigError, DataError
+from ..results.runs import ENVIRONMENT, LOG, RUN_CONFIG, read_run_config, write_run_config
 
-CONFIG_NAME = "config.yaml"
-RUN_FILES = ("config.yaml", "last.pt", "best.pt", "final.pt", "log.csv", "environment.json")
+RUN_FILES = (RUN_CONFIG, "last.pt", "best.pt", "final.pt", LOG, ENVIRONMENT)
 #: where these differ the run is still the same run (descriptions, file locations of the same settings)
 IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description")
 
@@ -60,14 +59,10 @@ def config_differences(old: Mapping, new: Mapping) -> list[str]:
 
 
 def read_config(run_dir: Path) -> dict:
-    path = run_dir / CONFIG_NAME
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); use --restart to start the run afresh") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a run config; use --restart to start the run afresh")
-    return data
+        return read_run_config(run_dir / RUN_CONFIG)
+    except DataError as exc:
+        raise ConfigError(f"{exc}; use --restart to start the run afresh") from None
 
 
 def move_aside(run_dir: Path) -> Path:
@@ -89,26 +84,24 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool =
     `restart`, which moves it aside first; so does an existing folder with run files but no config.
     """
     run_dir = Path(run_dir)
-    has_config = (run_dir / CONFIG_NAME).is_file()
+    has_config = (run_dir / RUN_CONFIG).is_file()
     if has_config and not restart:
         diffs = config_differences(read_config(run_dir), config)
         if diffs:
-            raise ConfigError(f"{run_dir / CONFIG_NAME} was written for another configuration; differing "
+            raise ConfigError(f"{run_dir / RUN_CONFIG} was written for another configuration; differing "
                               f"key(s): {'; '.join(diffs)}. Use --restart to move the old run aside and "
                               "start again, or choose another --out")
     elif not has_config and run_dir.is_dir() and not restart:
         leftovers = [n for n in RUN_FILES if (run_dir / n).exists()]
         if leftovers:
-            raise ConfigError(f"{run_dir} holds run files ({', '.join(leftovers)}) but no {CONFIG_NAME}; "
+            raise ConfigError(f"{run_dir} holds run files ({', '.join(leftovers)}) but no {RUN_CONFIG}; "
                               "use --restart to move it aside")
     if restart and run_dir.is_dir() and any(run_dir.iterdir()):
         say(f"--restart: moved the previous run to {move_aside(run_dir)}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / CONFIG_NAME).is_file():
+    if (run_dir / RUN_CONFIG).is_file():
         if (run_dir / "final.pt").is_file():
             return "finished"
         return "resume" if (run_dir / "last.pt").is_file() else "new"
-    write_text_atomic(run_dir / CONFIG_NAME,
-                      "# resolved training configuration (variant + preset + overrides + data); written by "
-                      "msnlan train\n" + yaml.safe_dump(dict(config), sort_keys=False))
+    write_run_config(run_dir, config)
     return "new"

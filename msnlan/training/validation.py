@@ -1,7 +1,6 @@
 """Validation during training: the suite's metric (mean Y-PSNR, border = scale) on whole images."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from torch import nn
@@ -22,12 +21,12 @@ def load_validation_pairs(path, scale: int, max_images: int | None = None) -> li
 def validate(model: nn.Module, pairs: Sequence, scale: int) -> float:
     """Mean Y-PSNR (dB) over `pairs`, whole-image inference on the model's device.
 
-    Images reproduced exactly (PSNR = inf) are left out of the mean, as metrics.summarize does;
-    if every image is exact the result is inf.
+    The suite's one PSNR mean (msnlan.results.summary.mean_psnr): exact images (PSNR = inf) are
+    left out; if every image is exact the result is inf.
     """
     from ..inference import upscale
     from ..metrics import evaluate_pair
 
-    values = [evaluate_pair(upscale(model, pair.lr, scale), pair.hr, scale)["psnr"] for pair in pairs]
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else float("inf")
+    from ..results.summary import mean_psnr
+
+    return mean_psnr(evaluate_pair(upscale(model, pair.lr, scale), pair.hr, scale)["psnr"] for pair in pairs)

@@ -1,24 +1,19 @@
-"""Helpers of the MSNLAN workflow: config error messages, the plan (variants, datasets, scales,
-methods) built and checked once at parse time, the paths of results, and input functions.
+"""Config access and input functions of the MSNLAN workflow.
 
-Nothing here runs a job. The Snakefile validates the config, then calls `make_plan(config)`; the
-rule files read the plan `P` and the input functions below.
+The plan (variants, datasets, scales, methods, results paths) is package code: msnlan.plan. The
+Snakefile validates the config, then calls `make_plan(config)`; the rule files read the plan `P`
+and the input functions below.
 """
-import csv
-import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-#: datasets written by `msnlan demo-data` are named in a config as "demo:<set>"
-DEMO_PREFIX = "demo:"
-DEMO_SETS = ("DemoTrain", "DemoVal", "DemoA", "DemoB")
-#: method names that are not variants (a variant file with this name would clash)
-RESERVED_METHODS = ("bicubic",)
+from msnlan.config import validate_config
+from msnlan.errors import MsnlanError
+from msnlan.plan import DEMO_PREFIX, make_plan, train_override_items
+
 #: how the workflow calls the msnlan CLI: the interpreter running Snakemake, so that a venv's
 #: `snakemake` works without activating the venv (its bin/ need not be on PATH)
 MSNLAN = f"{shlex.quote(sys.executable)} -m msnlan"
@@ -40,232 +35,13 @@ def config_sources() -> str:
     return ", ".join(files)
 
 
-def explain_validation_error(exc: Exception) -> ConfigProblem:
-    """Reword snakemake.utils.validate's error so that it names the config file(s) and the key."""
-    cause = exc.__cause__ or exc.__context__ or exc
-    path = list(getattr(cause, "absolute_path", []) or [])
-    key = ".".join(str(p) for p in path) or "<top level>"
-    message = getattr(cause, "message", None) or str(exc)
-    validator = getattr(cause, "validator", None)
-    if validator == "additionalProperties":
-        known = sorted(getattr(cause, "schema", {}).get("properties", {}))
-        extra = sorted(set(cause.instance) - set(known)) if isinstance(cause.instance, dict) else []
-        if extra:
-            dotted = f"{key}.{extra[0]}" if path else extra[0]
-            message = f"unknown key {dotted!r} (allowed here: {', '.join(known)})"
-            return ConfigProblem(f"invalid config ({config_sources()}): {message}")
-    return ConfigProblem(f"invalid config ({config_sources()}): key {key!r}: {message}")
-
-
-def _read_checksums(path: str) -> dict:
-    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), provides, note."""
-    table = {}
+def checked_config_and_plan(cfg: dict):
+    """Validate `cfg` in place (defaults filled in) and make the plan; errors as workflow errors."""
     try:
-        lines = [l for l in Path(path).read_text().splitlines() if l.strip() and not l.startswith("#")]
-    except OSError as exc:
-        raise ConfigProblem(f"config key downloads.checksums: cannot read {path}: {exc.strerror}")
-    rows = list(csv.DictReader(lines, delimiter="\t"))
-    for lineno, row in enumerate(rows, start=1):
-        if None in row or any(row.get(k) is None for k in ("archive", "url", "sha256", "provides")):
-            raise ConfigProblem(f"{path}: data row {lineno}: needs the tab-separated columns "
-                                "archive, url, sha256, provides, note")
-        sha = row["sha256"].strip().lower()
-        if sha != "unknown" and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-            raise ConfigProblem(f"{path}: data row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
-                                "64 hex digits nor 'unknown'")
-        table[row["archive"]] = {
-            "url": row["url"].strip(),
-            "sha256": None if sha == "unknown" else sha,
-            "provides": [p.strip() for p in row["provides"].split(",") if p.strip()],
-            "note": (row.get("note") or "").strip(),
-        }
-    return table
-
-
-def _inside(path: str, folder: str) -> bool:
-    path, folder = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(folder))
-    return path == folder or path.startswith(folder + os.sep)
-
-
-@dataclass
-class Plan:
-    """Everything the rules need, resolved and checked from the config before any job starts."""
-
-    results: str
-    variants: dict            # name -> {"file", "hash", "trained_hash"} (see _select_variants)
-    scales: list              # evaluated scales
-    train_scales: list        # trained scales (adds 2 when x3/x4 start from the x2 weights)
-    data_scales: list         # scales every prepared dataset provides
-    datasets: dict            # prepared-dataset name -> source ("demo:<set>" or a folder)
-    train_set: str
-    val_set: str
-    benchmarks: list
-    ensemble_variants: list   # variants that also get "<variant>+" rows
-    downloads_dir: str
-    archives: dict = field(default_factory=dict)   # archive -> checksums row, for missing data
-    needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
-
-    # ---- paths of results (docs/architecture.md, results-folder layout) ----
-    def dataset_json(self, dataset: str) -> str:
-        return f"{self.results}/data/{dataset}/dataset.json"
-
-    def final_weights(self, variant: str, scale) -> str:
-        return f"{self.results}/runs/{variant}/x{scale}/final.pt"
-
-    def eval_table(self, method: str, scale, benchmark: str) -> str:
-        return f"{self.results}/eval/{method}/x{scale}/{benchmark}.csv"
-
-    def trained_variant_file(self, variant: str) -> str:
-        return f"{self.results}/variants/{variant}.yaml"
-
-    def complexity_json(self, variant: str, scale) -> str:
-        return f"{self.results}/complexity/{variant}/x{scale}.json"
-
-    def methods(self) -> list:
-        """Every evaluated method: bicubic (if asked), each variant, and "<variant>+" rows."""
-        out = ["bicubic"] if config["evaluate"]["bicubic"] else []
-        out += list(self.variants)
-        out += [f"{v}+" for v in self.ensemble_variants]
-        return out
-
-    def variant(self, name: str) -> dict:
-        try:
-            return self.variants[name]
-        except KeyError:
-            raise WorkflowError(f"unknown variant {name!r}: not among the selected variants "
-                                f"({', '.join(self.variants)}) of {config['ablations_dir']}") from None
-
-
-def _preset_model_settings(cfg: dict) -> dict:
-    """The model settings the training preset (plus train.overrides) imposes on every variant.
-
-    Loading the preset here also checks the preset name and the overrides before any job starts.
-    """
-    from msnlan.errors import MsnlanError
-    from msnlan.training.presets import load_preset
-
-    try:
-        preset = load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
+        cfg.update(validate_config(cfg, f"invalid config ({config_sources()})"))
+        return make_plan(cfg, config_sources())
     except MsnlanError as exc:
-        raise ConfigProblem(f"config keys 'train.preset'/'train.overrides' ({config_sources()}): {exc}") from None
-    return dict(preset["settings"].get("model") or {})
-
-
-def _select_variants(cfg: dict) -> dict:
-    """Resolve every selected variant file now, so a bad file stops the run before any job.
-
-    "hash" covers the file's model settings (the rerun trigger of its jobs); "trained_hash" covers
-    the network actually trained: the variant with the preset's model settings applied.
-    """
-    folder = Path(cfg["ablations_dir"])
-    if not folder.is_dir():
-        raise ConfigProblem(f"config key 'ablations_dir': folder {str(folder)!r} does not exist "
-                            f"(config: {config_sources()})")
-    # variant files name their base by name (`_base_: msnlan`); resolve those in this folder,
-    # here and in every msnlan command the jobs run
-    os.environ["MSNLAN_ABLATIONS"] = str(folder.resolve())
-    from msnlan.errors import MsnlanError
-    from msnlan.variants import resolve_variant, variant_hash
-
-    available = sorted(p.stem for p in folder.glob("*.yaml"))
-    wanted = cfg["variants"] or available
-    missing = [v for v in wanted if v not in available]
-    if missing:
-        raise ConfigProblem(f"config key 'variants': {', '.join(map(repr, missing))} not found in "
-                            f"{folder} (available: {', '.join(available) or 'none'})")
-    if not wanted:
-        raise ConfigProblem(f"config key 'ablations_dir': no *.yaml variant files in {folder}")
-    preset_model = _preset_model_settings(cfg)
-    variants = {}
-    for name in wanted:
-        path = folder / f"{name}.yaml"
-        if name in RESERVED_METHODS:
-            raise ConfigProblem(f"{path}: the name {name!r} is reserved for the baseline method; "
-                                "rename the file")
-        try:
-            resolved = resolve_variant(path)
-            trained = resolve_variant(path, **preset_model)
-        except MsnlanError as exc:
-            raise ConfigProblem(f"invalid variant file: {exc}") from None
-        variants[name] = {"file": str(path), "hash": variant_hash(resolved),
-                          "trained_hash": variant_hash(trained)}
-    return variants
-
-
-def _check_data(plan: Plan, cfg: dict, keys: dict) -> None:
-    """Every dataset folder must exist, or be the product of a download whose sum we can check."""
-    missing = {name: src for name, src in plan.datasets.items()
-               if not src.startswith(DEMO_PREFIX) and not Path(src).is_dir()}
-    for name, src in plan.datasets.items():
-        if src.startswith(DEMO_PREFIX) and src[len(DEMO_PREFIX):] not in DEMO_SETS:
-            raise ConfigProblem(f"config key {keys[name]}: {src!r} is not a demo set "
-                                f"(demo sets: {', '.join(DEMO_PREFIX + s for s in DEMO_SETS)})")
-        if Path(src).exists() and not Path(src).is_dir():
-            raise ConfigProblem(f"config key {keys[name]}: {src!r} is a file, not a dataset folder")
-    if not missing:
-        return
-    checksums = cfg["downloads"]["checksums"]
-    # without the table (e.g. a working directory elsewhere) nothing can be downloaded
-    plan.archives = _read_checksums(checksums) if Path(checksums).is_file() else {}
-    for name, src in missing.items():
-        archive = next((a for a, row in plan.archives.items()
-                        for p in row["provides"]
-                        if _inside(src, os.path.join(plan.downloads_dir, p))), None)
-        row = plan.archives.get(archive)
-        head = (f"config key {keys[name]}: data folder {src!r} does not exist "
-                f"(full path {os.path.abspath(src)}; config: {config_sources()}).")
-        if row is None or row["url"].split("://")[0] not in ("http", "https", "ftp", "file"):
-            note = row["note"] if row else ""
-            raise ConfigProblem(
-                f"{head} Put the dataset there (any layout `msnlan prepare` accepts: a folder of HR "
-                f"images, <set>/HR, the DIV2K or benchmark layouts), or point the key at your copy, e.g. "
-                f"--config 'benchmarks={{{name}: /path/to/{name}}}'. {note}".rstrip())
-        if row["sha256"] is None and not cfg["allow_unverified_downloads"]:
-            raise ConfigProblem(
-                f"{head} The workflow can download it ({archive} from {row['url']}), but {checksums} "
-                f"records no sha256 for {archive}, so the download cannot be verified. Either download "
-                f"and unpack it yourself into {plan.downloads_dir}/, record the archive's sha256 in "
-                f"{checksums}, or rerun with --config allow_unverified_downloads=True (the computed sum is "
-                f"then written to {plan.downloads_dir}/archives/{archive}.sha256 for you to record).")
-        plan.needs_archive[name] = archive
-
-
-def make_plan(cfg: dict) -> Plan:
-    """Build and check the plan from a validated config; raises ConfigProblem naming file and key."""
-    variants = _select_variants(cfg)
-    scales = sorted(cfg["scales"])
-    train_scales = sorted(set(scales) | ({2} if cfg["init_from_x2"] and max(scales) > 2 else set()))
-    datasets, keys = {}, {}
-
-    def add(name: str, src: str, key: str) -> None:
-        if name in datasets and os.path.normpath(datasets[name]) != os.path.normpath(src):
-            raise ConfigProblem(f"config ({config_sources()}): dataset name {name!r} is used for two "
-                                f"folders: {datasets[name]!r} ({keys[name]}) and {src!r} ({key})")
-        datasets.setdefault(name, src)
-        keys.setdefault(name, key)
-
-    add(cfg["train_data"]["name"], cfg["train_data"]["path"], "'train_data.path'")
-    add(cfg["val_data"]["name"], cfg["val_data"]["path"], "'val_data.path'")
-    for bench, src in cfg["benchmarks"].items():
-        add(bench, src, f"'benchmarks.{bench}'")
-
-    ens = cfg["evaluate"]["self_ensemble"]
-    ensemble_variants = list(variants) if ens is True else [] if ens is False else list(ens)
-    unknown = [v for v in ensemble_variants if v not in variants]
-    if unknown:
-        raise ConfigProblem(f"config key 'evaluate.self_ensemble': {', '.join(map(repr, unknown))} "
-                            f"not among the selected variants ({', '.join(variants)})")
-
-    plan = Plan(
-        results=f"{cfg['results_dir']}/{cfg['name']}",
-        variants=variants, scales=scales, train_scales=train_scales,
-        data_scales=sorted(set(scales) | set(train_scales)),
-        datasets=datasets, train_set=cfg["train_data"]["name"], val_set=cfg["val_data"]["name"],
-        benchmarks=list(cfg["benchmarks"]), ensemble_variants=ensemble_variants,
-        downloads_dir=cfg["downloads"]["dir"],
-    )
-    _check_data(plan, cfg, keys)
-    return plan
+        raise ConfigProblem(str(exc)) from None
 
 
 # ---- input functions and parameters shared by the rule files ----
@@ -276,13 +52,6 @@ def uses_gpu() -> bool:
     return config["device"] != "cpu" if setting == "auto" else bool(setting)
 
 
-def dataset_source_path(dataset: str) -> str:
-    src = P.datasets[dataset]
-    if src.startswith(DEMO_PREFIX):
-        return f"{P.results}/demo/{src[len(DEMO_PREFIX):]}"
-    return src
-
-
 def prepare_input(wildcards) -> dict:
     """The demo folder, the dataset folder itself, or the unpacked archive that provides it."""
     if wildcards.dataset not in P.datasets:
@@ -290,7 +59,7 @@ def prepare_input(wildcards) -> dict:
                             f"(known: {', '.join(P.datasets)})")
     src = P.datasets[wildcards.dataset]
     if src.startswith(DEMO_PREFIX):
-        return {"source": f"{P.results}/demo"}
+        return {"source": P.demo_dir()}
     if wildcards.dataset in P.needs_archive:
         return {"unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"}
     return {"source": src}
@@ -301,12 +70,6 @@ def init_checkpoint(wildcards) -> list:
     if config["init_from_x2"] and int(wildcards.scale) > 2:
         return [P.final_weights(wildcards.variant, 2)]
     return []
-
-
-def train_override_items(cfg: dict) -> list:
-    """train.overrides as msnlan's `key=value` strings (values as JSON, which YAML reads back)."""
-    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in cfg["train"]["overrides"].items()]
 
 
 def train_overrides() -> str:
@@ -341,7 +104,7 @@ def complexity_options() -> str:
 def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
-    return "--save-images " + shlex.quote(f"{P.results}/images/{method}/x{wildcards.scale}/{wildcards.benchmark}")
+    return "--save-images " + shlex.quote(P.sr_images(method, wildcards.scale, wildcards.benchmark))
 
 
 def archive_row(wildcards) -> dict:
@@ -355,10 +118,10 @@ def archive_row(wildcards) -> dict:
 
 def eval_outputs(method: str) -> dict:
     """Named outputs of an evaluation job; the SR images folder only when they are saved."""
-    stem = f"{P.results}/eval/{method}/x{{scale}}/{{benchmark}}"
-    out = {"table": f"{stem}.csv", "protocol": f"{stem}.protocol.json"}
+    out = {"table": P.eval_table(method, "{scale}", "{benchmark}"),
+           "protocol": P.protocol(method, "{scale}", "{benchmark}")}
     if config["evaluate"]["save_images"]:
-        out["images"] = directory(f"{P.results}/images/{method}/x{{scale}}/{{benchmark}}")
+        out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}"))
     return out
 
 
@@ -372,19 +135,3 @@ def folder_of(name: str, levels: int = 1):
         return path
 
     return get
-
-
-def all_evaluations() -> list:
-    """Every eval table and protocol the config asks for."""
-    tables = [P.eval_table(m, s, b) for m in P.methods() for s in P.scales for b in P.benchmarks]
-    return tables + [t[: -len(".csv")] + ".protocol.json" for t in tables]
-
-
-def all_complexity() -> list:
-    if not config["complexity"]["enabled"]:
-        return []
-    return [P.complexity_json(v, s) for v in P.variants for s in P.scales]
-
-
-def all_weights() -> list:
-    return [P.final_weights(v, s) for v in P.variants for s in P.scales]

@@ -9,7 +9,7 @@
 rule trained_variant:
     """A complete variant file of the trained network (variant + preset model settings)."""
     output:
-        variant=f"{P.results}/variants/{{variant}}.yaml",
+        variant=P.trained_variant_file("{variant}"),
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
@@ -26,9 +26,9 @@ rule trained_variant:
 rule complexity:
     """Parameters, MACs, runtime and peak memory of one trained network at one scale."""
     input:
-        variant=f"{P.results}/variants/{{variant}}.yaml",
+        variant=P.trained_variant_file("{variant}"),
     output:
-        report=f"{P.results}/complexity/{{variant}}/x{{scale}}.json",
+        report=P.complexity_json("{variant}", "{scale}"),
     params:
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         options=complexity_options(),

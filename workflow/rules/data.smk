@@ -5,7 +5,7 @@
 rule demo_data:
     """The embedded demo sets (scikit-image's bundled images) for configs that name demo:<set>."""
     output:
-        sets=directory(f"{P.results}/demo"),
+        sets=directory(P.demo_dir()),
     log:
         f"{P.results}/logs/demo_data.log",
     benchmark:
@@ -57,9 +57,9 @@ rule prepare:
     input:
         unpack(prepare_input),
     output:
-        dataset=f"{P.results}/data/{{dataset}}/dataset.json",
+        dataset=P.dataset_json("{dataset}"),
     params:
-        source=lambda wc: dataset_source_path(wc.dataset),
+        source=lambda wc: P.dataset_source(wc.dataset),
         out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",

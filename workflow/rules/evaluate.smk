@@ -29,9 +29,9 @@ rule evaluate_bicubic:
 rule evaluate:
     """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on one benchmark."""
     input:
-        weights=f"{P.results}/runs/{{variant}}/x{{scale}}/final.pt",
+        weights=P.final_weights("{variant}", "{scale}"),
         # the network as trained (variant + preset model settings): what final.pt holds
-        variant=f"{P.results}/variants/{{variant}}.yaml",
+        variant=P.trained_variant_file("{variant}"),
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("{variant}{ensemble}"),

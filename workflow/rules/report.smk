@@ -3,11 +3,13 @@
 # (the `report:` section, row and column order) from the recorded workflow config. Both are registered
 # with Snakemake's report() so that `snakemake --report report.zip` bundles them.
 
+import json
+
 
 rule record_config:
     """The workflow config in force (after defaults), for the report's settings section."""
     output:
-        config=f"{P.results}/workflow_config.yaml",
+        config=P.workflow_config(),
     params:
         # JSON text so the params trigger compares it exactly; any config change rewrites the file.
         # `variants` lists the selected variants (the report's row order), also when the config
@@ -25,18 +27,18 @@ rule record_config:
 rule collect:
     """tables/summary.csv (one row per method x scale x benchmark) and tables/per_image.csv."""
     input:
-        evaluations=all_evaluations(),
-        complexity=all_complexity(),
-        weights=all_weights(),
+        evaluations=P.all_evaluations(),
+        complexity=P.all_complexity() if config["complexity"]["enabled"] else [],
+        weights=P.all_weights(),
     output:
         summary=report(
-            f"{P.results}/tables/summary.csv",
+            P.table("summary.csv"),
             caption="../report/summary.rst",
             category="Tables",
             labels={"table": "summary"},
         ),
         per_image=report(
-            f"{P.results}/tables/per_image.csv",
+            P.table("per_image.csv"),
             caption="../report/per_image.rst",
             category="Tables",
             labels={"table": "per image"},
@@ -54,12 +56,12 @@ rule collect:
 rule report:
     """The HTML report: paper-style tables, ablation table, complexity, plots and visual crops."""
     input:
-        summary=f"{P.results}/tables/summary.csv",
-        per_image=f"{P.results}/tables/per_image.csv",
-        config=f"{P.results}/workflow_config.yaml",
+        summary=P.table("summary.csv"),
+        per_image=P.table("per_image.csv"),
+        config=P.workflow_config(),
     output:
         html=report(
-            f"{P.results}/report/index.html",
+            P.report_index(),
             caption="../report/index.rst",
             category="Report",
             labels={"page": "MSNLAN report"},

@@ -18,7 +18,7 @@ rule train:
         val_data=P.dataset_json(P.val_set),
         init=init_checkpoint,
     output:
-        weights=protected(f"{P.results}/runs/{{variant}}/x{{scale}}/final.pt"),
+        weights=protected(P.final_weights("{variant}", "{scale}")),
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],

@@ -1,16 +1,12 @@
-"""Snakemake script of rule record_config: write the workflow config in force as YAML."""
+"""Snakemake script of rule record_config: write the workflow config in force (msnlan.config)."""
 
 import json
 
-import yaml
-
-from msnlan.io_utils import write_text_atomic
+from msnlan.config import write_config
 
 
 def main(snakemake) -> None:
-    cfg = json.loads(snakemake.params.config)
-    header = (f"# workflow config in force (defaults filled in); from: {snakemake.params.sources}\n")
-    write_text_atomic(snakemake.output.config, header + yaml.safe_dump(cfg, sort_keys=False))
+    write_config(snakemake.output.config, json.loads(snakemake.params.config), snakemake.params.sources)
     with open(snakemake.log[0], "w") as log:
         print(f"wrote {snakemake.output.config}", file=log)
 

@@ -4,27 +4,22 @@ The variant file with the training preset's model settings (plus train.overrides
 applied, resolved exactly as `msnlan train` resolves it, so that `msnlan complexity` measures the
 network that was trained. The file is named after the variant, so results keep its name.
 """
-import yaml
-
-from msnlan.io_utils import write_text_atomic
-from msnlan.training.presets import load_preset
-from msnlan.variants import resolve_variant, variant_hash
+from msnlan.training.presets import load_preset, trained_variant
+from msnlan.variants import variant_hash, write_variant_file
 
 
 def main(snakemake) -> None:
     preset = load_preset(snakemake.params.preset, overrides=list(snakemake.params.overrides))
-    resolved = resolve_variant(snakemake.params.variant_file, **(preset["settings"].get("model") or {}))
+    resolved = trained_variant(snakemake.params.variant_file, preset)
     digest = variant_hash(resolved)
     if digest != snakemake.params.trained_hash:
         raise RuntimeError(f"{snakemake.params.variant_file} changed while the workflow ran "
                            f"(hash {digest}, planned {snakemake.params.trained_hash}); run it again")
-    description = resolved["description"]
     if preset["settings"].get("model"):
-        description += f" [as trained with preset {preset['name']}]"
+        resolved["description"] += f" [as trained with preset {preset['name']}]"
     header = (f"# written by the workflow: {snakemake.params.variant_file} with the model settings of "
               f"preset {preset['name']!r} applied; model hash {digest}\n")
-    body = yaml.safe_dump({"description": description, "model": resolved["model"]}, sort_keys=False)
-    write_text_atomic(snakemake.output.variant, header + body)
+    write_variant_file(snakemake.output.variant, resolved, header)
     with open(snakemake.log[0], "w") as log:
         print(f"wrote {snakemake.output.variant} (model hash {digest})", file=log)
 

@@ -1,0 +1,273 @@
+"""The workflow's plan: what a validated workflow config asks for, resolved and checked up front.
+
+`make_plan(config)` resolves every selected variant file (and the trained network, with the
+training preset's model settings), collects the datasets, and checks that each data folder exists
+or can be downloaded with a verifiable checksum. Every problem raises PlanError naming the config
+key (and file). Nothing here runs a job or needs Snakemake: the Snakefile calls it once at parse
+time, and tests call it in-process.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .data.demo import DEMO_SETS
+from .errors import ConfigError, MsnlanError
+from .results import layout
+
+#: datasets written by `msnlan demo-data` are named in a config as "demo:<set>"
+DEMO_PREFIX = "demo:"
+#: method names that are not variants (a variant file with this name would clash)
+RESERVED_METHODS = ("bicubic",)
+#: URL schemes the workflow's download rule handles
+DOWNLOAD_SCHEMES = ("http", "https", "ftp", "file")
+
+
+class PlanError(ConfigError):
+    """A config, variant or checksums file is unusable; the message names the file and key."""
+
+
+@dataclass
+class Plan:
+    """Everything the rules need, resolved and checked from the config before any job starts."""
+
+    results: str
+    variants: dict            # name -> {"file", "hash", "trained_hash"} (see select_variants)
+    scales: list              # evaluated scales
+    train_scales: list        # trained scales (adds 2 when x3/x4 start from the x2 weights)
+    data_scales: list         # scales every prepared dataset provides
+    datasets: dict            # prepared-dataset name -> source ("demo:<set>" or a folder)
+    train_set: str
+    val_set: str
+    benchmarks: list
+    ensemble_variants: list   # variants that also get "<variant>+" rows
+    bicubic: bool             # whether bicubic is evaluated
+    ablations_dir: str
+    downloads_dir: str
+    archives: dict = field(default_factory=dict)   # archive -> checksums row, for missing data
+    needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
+
+    # ---- paths of results: msnlan.results.layout, as strings (wildcards pass through) ----
+    def demo_dir(self) -> str:
+        return str(layout.demo_dir(self.results))
+
+    def dataset_json(self, dataset: str) -> str:
+        return str(layout.dataset_json(self.results, dataset))
+
+    def final_weights(self, variant: str, scale) -> str:
+        return str(layout.final_weights(self.results, variant, scale))
+
+    def eval_table(self, method: str, scale, benchmark: str) -> str:
+        return str(layout.eval_csv(self.results, method, scale, benchmark))
+
+    def protocol(self, method: str, scale, benchmark: str) -> str:
+        return str(layout.protocol_json(layout.eval_csv(self.results, method, scale, benchmark)))
+
+    def sr_images(self, method: str, scale, benchmark: str) -> str:
+        return str(layout.sr_images_dir(self.results, method, scale, benchmark))
+
+    def trained_variant_file(self, variant: str) -> str:
+        return str(layout.trained_variant_file(self.results, variant))
+
+    def complexity_json(self, variant: str, scale) -> str:
+        return str(layout.complexity_json(self.results, variant, scale))
+
+    def workflow_config(self) -> str:
+        return str(layout.workflow_config(self.results))
+
+    def table(self, name: str) -> str:
+        return str(layout.tables_dir(self.results) / name)
+
+    def report_index(self) -> str:
+        return str(layout.report_index(self.results))
+
+    # ---- what is planned ----
+    def methods(self) -> list:
+        """Every evaluated method: bicubic (if asked), each variant, and "<variant>+" rows."""
+        out = ["bicubic"] if self.bicubic else []
+        out += list(self.variants)
+        out += [f"{v}+" for v in self.ensemble_variants]
+        return out
+
+    def variant(self, name: str) -> dict:
+        try:
+            return self.variants[name]
+        except KeyError:
+            raise PlanError(f"unknown variant {name!r}: not among the selected variants "
+                            f"({', '.join(self.variants)}) of {self.ablations_dir}") from None
+
+    def dataset_source(self, dataset: str) -> str:
+        """The folder `msnlan prepare` reads for a dataset (a demo set lives under the results)."""
+        src = self.datasets[dataset]
+        if src.startswith(DEMO_PREFIX):
+            return f"{self.demo_dir()}/{src[len(DEMO_PREFIX):]}"
+        return src
+
+    def all_evaluations(self) -> list:
+        """Every eval table and protocol the config asks for."""
+        keys = [(m, s, b) for m in self.methods() for s in self.scales for b in self.benchmarks]
+        return [self.eval_table(*k) for k in keys] + [self.protocol(*k) for k in keys]
+
+    def all_weights(self) -> list:
+        return [self.final_weights(v, s) for v in self.variants for s in self.scales]
+
+    def all_complexity(self) -> list:
+        return [self.complexity_json(v, s) for v in self.variants for s in self.scales]
+
+
+def train_override_items(cfg: Mapping) -> list:
+    """train.overrides as msnlan's `key=value` strings (values as JSON, which YAML reads back)."""
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in cfg["train"]["overrides"].items()]
+
+
+def read_checksums(path: str | os.PathLike) -> dict:
+    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), provides, note."""
+    table = {}
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    except OSError as exc:
+        raise PlanError(f"config key downloads.checksums: cannot read {path}: {exc.strerror}") from None
+    for lineno, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=1):
+        if None in row or any(row.get(k) is None for k in ("archive", "url", "sha256", "provides")):
+            raise PlanError(f"{path}: data row {lineno}: needs the tab-separated columns "
+                            "archive, url, sha256, provides, note")
+        sha = row["sha256"].strip().lower()
+        if sha != "unknown" and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            raise PlanError(f"{path}: data row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
+                            "64 hex digits nor 'unknown'")
+        table[row["archive"]] = {
+            "url": row["url"].strip(),
+            "sha256": None if sha == "unknown" else sha,
+            "provides": [p.strip() for p in row["provides"].split(",") if p.strip()],
+            "note": (row.get("note") or "").strip(),
+        }
+    return table
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(folder))
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def select_variants(cfg: Mapping, sources: str = "") -> dict:
+    """Resolve every selected variant file now, so a bad file stops the run before any job.
+
+    "hash" covers the file's model settings (the rerun trigger of its jobs); "trained_hash" covers
+    the network actually trained: the variant with the preset's model settings applied. A file's
+    `_base_` is found beside it first, so no environment setting is needed.
+    """
+    from .training.presets import load_preset, trained_variant
+    from .variants import resolve_variant, variant_hash
+
+    folder = Path(cfg["ablations_dir"])
+    if not folder.is_dir():
+        raise PlanError(f"config key 'ablations_dir': folder {str(folder)!r} does not exist (config: {sources})")
+    available = sorted(p.stem for p in folder.glob("*.yaml"))
+    wanted = cfg["variants"] or available
+    missing = [v for v in wanted if v not in available]
+    if missing:
+        raise PlanError(f"config key 'variants': {', '.join(map(repr, missing))} not found in "
+                        f"{folder} (available: {', '.join(available) or 'none'})")
+    if not wanted:
+        raise PlanError(f"config key 'ablations_dir': no *.yaml variant files in {folder}")
+    try:
+        preset = load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
+    except MsnlanError as exc:
+        raise PlanError(f"config keys 'train.preset'/'train.overrides' ({sources}): {exc}") from None
+    variants = {}
+    for name in wanted:
+        path = folder / f"{name}.yaml"
+        if name in RESERVED_METHODS:
+            raise PlanError(f"{path}: the name {name!r} is reserved for the baseline method; rename the file")
+        try:
+            resolved = resolve_variant(path)
+            trained = trained_variant(path, preset)
+        except MsnlanError as exc:
+            raise PlanError(f"invalid variant file: {exc}") from None
+        variants[name] = {"file": str(path), "hash": variant_hash(resolved), "trained_hash": variant_hash(trained)}
+    return variants
+
+
+def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str = "") -> None:
+    """Every dataset folder must exist, or be the product of a download whose sum we can check.
+
+    Fills plan.archives and plan.needs_archive for the datasets a download provides.
+    """
+    missing = {name: src for name, src in plan.datasets.items()
+               if not src.startswith(DEMO_PREFIX) and not Path(src).is_dir()}
+    for name, src in plan.datasets.items():
+        if src.startswith(DEMO_PREFIX) and src[len(DEMO_PREFIX):] not in DEMO_SETS:
+            raise PlanError(f"config key {keys[name]}: {src!r} is not a demo set "
+                            f"(demo sets: {', '.join(DEMO_PREFIX + s for s in DEMO_SETS)})")
+        if Path(src).exists() and not Path(src).is_dir():
+            raise PlanError(f"config key {keys[name]}: {src!r} is a file, not a dataset folder")
+    if not missing:
+        return
+    checksums = cfg["downloads"]["checksums"]
+    # without the table (e.g. a working directory elsewhere) nothing can be downloaded
+    plan.archives = read_checksums(checksums) if Path(checksums).is_file() else {}
+    for name, src in missing.items():
+        archive = next((a for a, row in plan.archives.items() for p in row["provides"]
+                        if _inside(src, os.path.join(plan.downloads_dir, p))), None)
+        row = plan.archives.get(archive)
+        head = (f"config key {keys[name]}: data folder {src!r} does not exist "
+                f"(full path {os.path.abspath(src)}; config: {sources}).")
+        if row is None or row["url"].split("://")[0] not in DOWNLOAD_SCHEMES:
+            note = row["note"] if row else ""
+            raise PlanError(
+                f"{head} Put the dataset there (any layout `msnlan prepare` accepts: a folder of HR "
+                f"images, <set>/HR, the DIV2K or benchmark layouts), or point the key at your copy, e.g. "
+                f"--config 'benchmarks={{{name}: /path/to/{name}}}'. {note}".rstrip())
+        if row["sha256"] is None and not cfg["allow_unverified_downloads"]:
+            raise PlanError(
+                f"{head} The workflow can download it ({archive} from {row['url']}), but {checksums} "
+                f"records no sha256 for {archive}, so the download cannot be verified. Either download "
+                f"and unpack it yourself into {plan.downloads_dir}/, record the archive's sha256 in "
+                f"{checksums}, or rerun with --config allow_unverified_downloads=True (the computed sum is "
+                f"then written to {plan.downloads_dir}/archives/{archive}.sha256 for you to record).")
+        plan.needs_archive[name] = archive
+
+
+def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
+    """Build and check the plan from a validated config; `sources` names the config file(s) in messages."""
+    variants = select_variants(cfg, sources)
+    scales = sorted(cfg["scales"])
+    train_scales = sorted(set(scales) | ({2} if cfg["init_from_x2"] and max(scales) > 2 else set()))
+    datasets: dict = {}
+    keys: dict = {}
+
+    def add(name: str, src: str, key: str) -> None:
+        if name in datasets and os.path.normpath(datasets[name]) != os.path.normpath(src):
+            raise PlanError(f"config ({sources}): dataset name {name!r} is used for two folders: "
+                            f"{datasets[name]!r} ({keys[name]}) and {src!r} ({key})")
+        datasets.setdefault(name, src)
+        keys.setdefault(name, key)
+
+    add(cfg["train_data"]["name"], cfg["train_data"]["path"], "'train_data.path'")
+    add(cfg["val_data"]["name"], cfg["val_data"]["path"], "'val_data.path'")
+    for bench, src in cfg["benchmarks"].items():
+        add(bench, src, f"'benchmarks.{bench}'")
+
+    ens = cfg["evaluate"]["self_ensemble"]
+    ensemble_variants = list(variants) if ens is True else [] if ens is False else list(ens)
+    unknown = [v for v in ensemble_variants if v not in variants]
+    if unknown:
+        raise PlanError(f"config key 'evaluate.self_ensemble': {', '.join(map(repr, unknown))} "
+                        f"not among the selected variants ({', '.join(variants)})")
+
+    plan = Plan(
+        results=f"{cfg['results_dir']}/{cfg['name']}",
+        variants=variants, scales=scales, train_scales=train_scales,
+        data_scales=sorted(set(scales) | set(train_scales)),
+        datasets=datasets, train_set=cfg["train_data"]["name"], val_set=cfg["val_data"]["name"],
+        benchmarks=list(cfg["benchmarks"]), ensemble_variants=ensemble_variants,
+        bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
+        downloads_dir=cfg["downloads"]["dir"],
+    )
+    check_data(plan, cfg, keys, sources)
+    return plan

@@ -1,0 +1,38 @@
+"""tables/summary.csv and tables/per_image.csv, written by `msnlan collect`.
+
+summary.csv: one row per method x scale x benchmark (summary_columns()); per_image.csv: one row per
+image (per_image_columns()). Both are computed from the per-image evaluation CSVs; both have one
+column per registered metric (msnlan.metric_registry).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..io_utils import atomic_path
+from ..metric_registry import metric_names
+from . import layout
+
+KEY_COLUMNS = ("method", "variant", "self_ensemble", "scale", "benchmark")
+PROVENANCE_COLUMNS = ("lr_source", "tiling", "shave", "color_space", "checkpoint", "training_preset",
+                      "training_iterations")
+
+
+def summary_columns() -> tuple[str, ...]:
+    return KEY_COLUMNS + metric_names() + ("n_images", "n_infinite_psnr") + PROVENANCE_COLUMNS
+
+
+def per_image_columns() -> tuple[str, ...]:
+    return KEY_COLUMNS + ("image",) + metric_names() + ("seconds", "peak_memory_mb")
+
+
+def write_collected_tables(results: str | os.PathLike, summary: pd.DataFrame,
+                           per_image: pd.DataFrame) -> tuple[Path, Path]:
+    """Write both tables atomically; returns their paths."""
+    paths = (layout.tables_dir(results) / "summary.csv", layout.tables_dir(results) / "per_image.csv")
+    for frame, columns, path in zip((summary, per_image), (summary_columns(), per_image_columns()), paths):
+        with atomic_path(path) as tmp:
+            frame[list(columns)].to_csv(tmp, index=False)
+    return paths

@@ -1,0 +1,144 @@
+"""An evaluation's two files: eval/<method>/x<s>/<benchmark>.csv and <benchmark>.protocol.json.
+
+The CSV has one row per image: the image name, one column per registered metric
+(msnlan.metric_registry), seconds and peak_memory_mb. The protocol.json records every protocol choice and
+the summary (msnlan.results.summary); it is written last, so its presence marks a finished
+evaluation. Optional protocol keys (OPTIONAL_PROTOCOL_KEYS), such as the attention form that ran,
+are checked for type when present and read as None when absent.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from ..io_utils import write_json_atomic, write_text_atomic
+from ..metric_registry import metric_names, registered_metrics
+from . import layout
+from .files import numeric_column, read_csv_checked, read_json
+
+#: columns every eval CSV has; each registered metric adds its own (see eval_columns)
+REQUIRED_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
+#: protocol.json keys a reader may find absent (older files); value type when present
+OPTIONAL_PROTOCOL_KEYS = {"attention_mode": str, "attention_form": str}
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def eval_columns() -> tuple[str, ...]:
+    """image, one column per registered metric, seconds, peak_memory_mb."""
+    return ("image", *metric_names(), "seconds", "peak_memory_mb")
+
+
+def write_eval_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """The per-image CSV (rows with the eval_columns keys), atomically."""
+    metrics = registered_metrics()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(eval_columns())
+    for r in rows:
+        writer.writerow([r["image"], *(_fmt(r[m.name], m.csv_digits) for m in metrics), f"{r['seconds']:.4f}",
+                         f"{r['peak_memory_mb']:.1f}"])
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_protocol(csv_path: str | os.PathLike, protocol: dict) -> Path:
+    """protocol.json beside `csv_path`; call it after write_eval_csv (it marks completion)."""
+    for key, kind in OPTIONAL_PROTOCOL_KEYS.items():
+        if protocol.get(key) is not None and not isinstance(protocol[key], kind):
+            raise TypeError(f"protocol key {key!r} must be {kind.__name__}, got {protocol[key]!r}")
+    path = layout.protocol_json(csv_path)
+    write_json_atomic(path, protocol)
+    return path
+
+
+@dataclass
+class EvalResult:
+    """One eval/<method>/x<s>/<benchmark>.csv with its protocol.json."""
+
+    method: str
+    scale: int
+    benchmark: str
+    csv_path: Path
+    protocol_path: Path
+    protocol: dict
+    rows: pd.DataFrame  # image, psnr, ssim, seconds, peak_memory_mb (floats; psnr may be inf)
+
+    @property
+    def self_ensemble(self) -> bool:
+        return bool(self.protocol.get("self_ensemble", self.method.endswith("+")))
+
+    @property
+    def variant(self) -> str:
+        """The variant behind the method: '' for bicubic, the name without '+' for self-ensemble rows."""
+        return variant_of_method(self.method)
+
+    @property
+    def attention_form(self) -> str | None:
+        return self.protocol.get("attention_form")
+
+
+def variant_of_method(method: str) -> str:
+    if method == "bicubic":
+        return ""
+    return method[:-1] if method.endswith("+") else method
+
+
+def read_protocol(protocol_path: Path, scale: int | None = None, benchmark: str | None = None) -> dict:
+    protocol = read_json(protocol_path)
+    for key, expected in (("scale", scale), ("benchmark", benchmark)):
+        if expected is not None and key in protocol and str(protocol[key]) != str(expected):
+            raise DataError(f"{protocol_path}: key {key!r} is {protocol[key]!r} but the file's place says {expected!r}")
+    for key, kind in OPTIONAL_PROTOCOL_KEYS.items():
+        if protocol.get(key) is not None and not isinstance(protocol[key], kind):
+            raise DataError(f"{protocol_path}: key {key!r}: {protocol[key]!r} is not a {kind.__name__}")
+    return protocol
+
+
+def read_eval_rows(csv_path: Path) -> pd.DataFrame:
+    """The per-image rows, checked: names present and unique, numbers numeric, each metric within its
+    registered range. A registered metric the file lacks (written before it was added) reads as NaN."""
+    frame = read_csv_checked(csv_path, REQUIRED_COLUMNS)
+    if frame.empty:
+        raise DataError(f"{csv_path}: no image rows")
+    images = frame["image"].astype(str).str.strip()
+    if (images == "").any():
+        raise DataError(f"{csv_path}: line {int((images == '').to_numpy().nonzero()[0][0]) + 2}: empty image name")
+    dup = images[images.duplicated()]
+    if len(dup):
+        raise DataError(f"{csv_path}: image {dup.iloc[0]!r} appears more than once")
+    rows = pd.DataFrame({"image": images})
+    for m in registered_metrics():
+        if m.name not in frame.columns:
+            rows[m.name] = math.nan
+            continue
+        rows[m.name] = numeric_column(frame, m.name, csv_path, required=m.name in REQUIRED_COLUMNS)
+        values = rows[m.name].dropna()
+        bad = values[(values < m.low) | (values > m.high)]
+        if len(bad):
+            raise DataError(f"{csv_path}: column {m.name!r}: {bad.iloc[0]} is outside [{m.low:g}, {m.high:g}]")
+    for col in ("seconds", "peak_memory_mb"):
+        rows[col] = numeric_column(frame, col, csv_path, required=False)
+    return rows
+
+
+def read_eval_result(csv_path: Path, method: str, scale: int) -> EvalResult:
+    benchmark = csv_path.stem
+    protocol_path = layout.protocol_json(csv_path)
+    if not protocol_path.is_file():
+        raise DataError(f"{csv_path}: its protocol file {protocol_path.name} is missing (evaluation unfinished?)")
+    protocol = read_protocol(protocol_path, scale, benchmark)
+    return EvalResult(method, scale, benchmark, csv_path, protocol_path, protocol, read_eval_rows(csv_path))
+
+
+def find_eval_results(results_dir: Path) -> list[EvalResult]:
+    """Every eval/<method>/x<s>/<benchmark>.csv of a results folder."""
+    return [read_eval_result(path, method, scale) for method, scale, path in layout.eval_csvs(results_dir)]
