@@ -21,11 +21,13 @@ super-resolution" (Signal Processing 2023).
 Subnormal floats: scores far below their row's maximum give softmax weights in float32's
 subnormal range, and every later pass over them runs many times slower on CPUs. Logits more
 than SCORE_FLOOR below their row's maximum are raised to it before the softmax, in both forms:
-each raised weight grows by less than e^-30 (9.4e-14) relative to the row's largest weight, so
-the output moves by less than L * e^-30 of the largest value contribution (2e-10 at L = 2304,
-2e-8 at a 720p image's L = 230,400), below float32's resolution; the gradient treats the floor
-as the identity (the true gradient of those entries is equally small). With the floor the
-smallest weight, e^-30 / L, stays a normal float, and so do its products with gradients.
+each raised weight grows by less than e^-30 (9.4e-14) relative to the row's largest weight, so a
+row's weights move by at most 2 L e^-30 in total, and an output pixel, which gathers k^2 rows, by
+at most 2 k^2 L e^-30 max|v| (worst case, every key floored: 2e-8 max|v| for a 48 x 48 training
+patch at k = 7, 2e-6 max|v| at a 720p image's L = 230,400; tests/test_msnlab.py checks it). The
+gradient treats the floor as the identity (the true gradient of those entries is equally small).
+With the floor the smallest weight, e^-30 / L, stays a normal float, and so do its products with
+gradients.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 from ..attention_modes import ATTENTION_FORMS, ATTENTION_MODES  # noqa: F401
 
 #: upper bound on the elements of one working buffer: 2**26 float32 = 256 MiB; the fast form
-#: uses three such buffers forward (five in the backward pass)
+#: uses three such buffers forward (up to six in the backward pass)
 DEFAULT_CHUNK_ELEMENTS = 2 ** 26
 #: with autograd, the scaled scores, padded softmax and fold weights of every tile are kept for the
 #: backward pass while they total at most this many elements (2 GiB of float32 per call); beyond it the
@@ -114,8 +116,9 @@ def resolve_attention_form(mode: str, device: torch.device | str) -> str:
     """The form that `mode` runs on `device`: "fast" or "direct".
 
     `auto` picks by device type, from benchmarks/train_throughput.py and benchmarks/msnlab.py:
-    on the CPU the fast form trains 4-5x and infers 5-9x faster than the direct form at every
-    size measured. On CUDA no measurement of this implementation exists yet
+    on the CPU the fast form was faster than the batched direct form at every size measured,
+    per branch 1.6-7.3x in training and 1.1-6.5x in inference (16 x 16 demo patches up to
+    64 x 64 maps; the gap grows with k and the map size). On CUDA no measurement of this implementation exists yet
     (benchmarks/gpu_check.sh makes it); the fast form needs about C/2 + C MACs per (query, key)
     pair against (C/2 + C) k^2 for the direct one (83x fewer summed over k = 3, 5, 7) and a
     bounded memory, so it is the choice until a measurement says otherwise.
@@ -397,9 +400,18 @@ def _fold_weights(g: _Geometry, t: _Tile, a_pad: torch.Tensor, ws: _Workspace, d
     return weights.view(nb, t.oh * t.ow, g.n_keys)
 
 
-def _forward(g: _Geometry, plan: tuple[int, int, int], q_pad, e_pad, v_flat, col_scale, save: bool):
+def _padded(g: _Geometry, x: torch.Tensor) -> torch.Tensor:
+    """x zero-padded by p on each side of its two spatial axes."""
+    return F.pad(x, (g.p, g.p, g.p, g.p))
+
+
+def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save: bool):
     """The fast form's forward pass: (output, per tile a Workspace holding z, a_pad and the fold
-    weights "w" for the backward pass, or None)."""
+    weights "w" for the backward pass, or None). col_scale: (B, Hs, Ws)."""
+    q_pad = _padded(g, q)
+    e_pad = _padded(g, e).reshape(g.batch, g.c_key, g.n_keys_padded)
+    v_flat = v.reshape(g.batch, g.c_val, g.n_keys)
+    col_scale = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
     out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
     saved = []
@@ -429,7 +441,7 @@ def _backward(g: _Geometry, plan, q, e, q_pad, e_pad, v_pad, col_scale, saved, g
     grad_e = e.new_zeros(g.batch, g.c_key, g.n_keys)
     grad_v = v_pad.new_zeros(g.batch, g.c_val, g.n_keys)
     grad_scale = col_scale.new_zeros(g.batch, g.key_h, g.key_w)
-    grad_pad = F.pad(grad_out, (p, p, p, p))
+    grad_pad = _padded(g, grad_out)
     e_flat = e.reshape(g.batch, g.c_key, g.n_keys)
     vp_flat = v_pad.reshape(g.batch, g.c_val, g.n_keys_padded)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
@@ -486,14 +498,10 @@ class _PatchAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, e, v, col_scale, patch_size, plan):
         g = _Geometry.of(q, v, patch_size)
-        p = g.p
-        q_pad = F.pad(q, (p, p, p, p))
-        e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
-        scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
         n_tiles = sum(1 for _ in _tiles(g, *plan))
         save = n_tiles * 3 * tile_elements(plan[0], g.height, g.width, plan[1], plan[2], g.n_keys_padded,
                                            patch_size) <= MAX_SAVED_ELEMENTS
-        out, saved = _forward(g, plan, q_pad, e_pad, v.reshape(g.batch, g.c_val, g.n_keys), scale5, save)
+        out, saved = _forward(g, plan, q, e, v, col_scale, save)
         ctx.geometry, ctx.plan, ctx.saved_tiles = g, plan, saved
         ctx.save_for_backward(q, e, v, col_scale)
         return out
@@ -501,11 +509,11 @@ class _PatchAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, e, v, col_scale = ctx.saved_tensors
-        g, p = ctx.geometry, ctx.geometry.p
+        g = ctx.geometry
         with torch.no_grad(), _autocast_off(q.device.type):
-            q_pad = F.pad(q, (p, p, p, p))
-            e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
-            v_pad = F.pad(v, (p, p, p, p))
+            q_pad = _padded(g, q)
+            e_pad = _padded(g, e).reshape(g.batch, g.c_key, g.n_keys_padded)
+            v_pad = _padded(g, v)
             scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
             saved, ctx.saved_tiles = ctx.saved_tiles, None  # a second backward pass recomputes
             try:
@@ -555,9 +563,4 @@ def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_siz
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, e, v)):
             return _PatchAttention.apply(q.contiguous(), e.contiguous(), v.contiguous(), col_scale.contiguous(),
                                          patch_size, plan)
-        p = g.p
-        q_pad = F.pad(q, (p, p, p, p))
-        e_pad = F.pad(e, (p, p, p, p)).reshape(g.batch, g.c_key, g.n_keys_padded)
-        out, _ = _forward(g, plan, q_pad, e_pad, v.reshape(g.batch, g.c_val, g.n_keys),
-                          col_scale.view(g.batch, 1, 1, g.key_h, g.key_w), save=False)
-        return out
+        return _forward(g, plan, q, e, v, col_scale, save=False)[0]
