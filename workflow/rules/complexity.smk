@@ -15,6 +15,8 @@ rule trained_variant:
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         preset=config["train"]["preset"],
         overrides=train_override_items(config),
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/trained_variant/{{variant}}.log",
     benchmark:
@@ -32,16 +34,20 @@ rule complexity:
     params:
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         options=complexity_options(),
+        msnlan=MSNLAN,
+        device=device(),
     threads: config["complexity"]["threads"]
     resources:
         gpu=1 if uses_gpu() else 0,
         mem_mb=config["complexity"]["mem_mb"],
         runtime=config["complexity"]["walltime"],
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/complexity/{{variant}}_x{{scale}}.log",
     benchmark:
         f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
     shell:
-        "{MSNLAN} complexity --variant {input.variant:q} --scale {wildcards.scale} "
-        "--out {output.report:q} --device {config[device]} {params.options} "
+        "{params.msnlan} complexity --variant {input.variant:q} --scale {wildcards.scale} "
+        "--out {output.report:q} --device {params.device} {params.options} "
         "> {log:q} 2>&1"

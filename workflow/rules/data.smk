@@ -6,12 +6,16 @@ rule demo_data:
     """The embedded demo sets (scikit-image's bundled images) for configs that name demo:<set>."""
     output:
         sets=directory(P.demo_dir()),
+    params:
+        msnlan=MSNLAN,
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/demo_data.log",
     benchmark:
         f"{P.results}/benchmarks/demo_data.tsv"
     shell:
-        "{MSNLAN} demo-data --out {output.sets:q} > {log:q} 2>&1"
+        "{params.msnlan} demo-data --out {output.sets:q} > {log:q} 2>&1"
 
 
 rule download_archive:
@@ -25,6 +29,8 @@ rule download_archive:
         expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
         allow_unverified=config["allow_unverified_downloads"],
         checksums=config["downloads"]["checksums"],
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.downloads_dir}/logs/download_{{archive}}.log",
     benchmark:
@@ -44,6 +50,8 @@ rule unpack_archive:
     params:
         into=folder_of("archive", levels=2),
         provides=lambda wc: archive_row(wc)["provides"],
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
     benchmark:
@@ -63,11 +71,14 @@ rule prepare:
         out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",
+        msnlan=MSNLAN,
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
     threads: 1
     shell:
-        "{MSNLAN} prepare --dataset {params.source:q} --scales {params.scales} "
+        "{params.msnlan} prepare --dataset {params.source:q} --scales {params.scales} "
         "--out {params.out:q} {params.drop_alpha} > {log:q} 2>&1"

@@ -16,6 +16,8 @@ rule record_config:
         # leaves it empty (= every file of ablations_dir)
         config=json.dumps({**config, "variants": list(P.variants)}, sort_keys=True),
         sources=config_sources(),
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/record_config.log",
     benchmark:
@@ -45,12 +47,15 @@ rule collect:
         ),
     params:
         results=folder_of("summary", levels=2),
+        msnlan=MSNLAN,
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/collect.log",
     benchmark:
         f"{P.results}/benchmarks/collect.tsv"
     shell:
-        "{MSNLAN} collect --results {params.results:q} > {log:q} 2>&1"
+        "{params.msnlan} collect --results {params.results:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -68,10 +73,13 @@ rule report:
         ),
     params:
         results=folder_of("html", levels=2),
+        msnlan=MSNLAN,
+    conda:
+        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/report.log",
     benchmark:
         f"{P.results}/benchmarks/report.tsv"
     shell:
-        "{MSNLAN} report --results {params.results:q} --config {input.config:q} "
+        "{params.msnlan} report --results {params.results:q} --config {input.config:q} "
         "--out {output.html:q} > {log:q} 2>&1"
