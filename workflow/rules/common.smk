@@ -4,6 +4,7 @@ The plan (variants, datasets, scales, methods, results paths) is package code: m
 Snakefile validates the config, then calls `make_plan(config)`; the rule files read the plan `P`
 and the input functions below.
 """
+
 import os
 import shlex
 import sys
@@ -71,6 +72,7 @@ def checked_config_and_plan(cfg: dict):
 
 # ---- input functions and parameters shared by the rule files ----
 
+
 def device() -> Unrecorded:
     """The `device` params of train/evaluate/complexity: moving a finished workflow to another
     device must not rerun it, so the value is no rerun trigger."""
@@ -86,13 +88,17 @@ def uses_gpu() -> bool:
 def prepare_input(wildcards) -> dict:
     """The demo folder, the dataset folder itself, or the unpacked archive that provides it."""
     if wildcards.dataset not in P.datasets:
-        raise WorkflowError(f"no dataset named {wildcards.dataset!r} in the config "
-                            f"(known: {', '.join(P.datasets)})")
+        raise WorkflowError(
+            f"no dataset named {wildcards.dataset!r} in the config "
+            f"(known: {', '.join(P.datasets)})"
+        )
     src = P.datasets[wildcards.dataset]
     if src.startswith(DEMO_PREFIX):
         return {"source": P.demo_dir()}
     if wildcards.dataset in P.needs_archive:
-        return {"unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"}
+        return {
+            "unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"
+        }
     return {"source": src}
 
 
@@ -143,14 +149,17 @@ def archive_row(wildcards) -> dict:
     try:
         return P.archives[wildcards.archive]
     except KeyError:
-        raise WorkflowError(f"archive {wildcards.archive!r} is not listed in "
-                            f"{config['downloads']['checksums']}") from None
+        raise WorkflowError(
+            f"archive {wildcards.archive!r} is not listed in " f"{config['downloads']['checksums']}"
+        ) from None
 
 
 def eval_outputs(method: str) -> dict:
     """Named outputs of an evaluation job; the SR images folder only when they are saved."""
-    out = {"table": P.eval_table(method, "{scale}", "{benchmark}"),
-           "protocol": P.protocol(method, "{scale}", "{benchmark}")}
+    out = {
+        "table": P.eval_table(method, "{scale}", "{benchmark}"),
+        "protocol": P.protocol(method, "{scale}", "{benchmark}"),
+    }
     if config["evaluate"]["save_images"]:
         out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}"))
     return out
@@ -158,6 +167,7 @@ def eval_outputs(method: str) -> dict:
 
 def folder_of(name: str, levels: int = 1):
     """A params function: the folder `levels` up from the named input or output file."""
+
     def get(wildcards, input, output):
         files = dict(input.items()) | dict(output.items())
         path = files[name]

@@ -6,14 +6,14 @@ rule demo_data:
     """The embedded demo sets (scikit-image's bundled images) for configs that name demo:<set>."""
     output:
         sets=directory(P.demo_dir()),
-    params:
-        msnlan=MSNLAN,
-    conda:
-        "../envs/msnlan.yaml"
     log:
         f"{P.results}/logs/demo_data.log",
     benchmark:
         f"{P.results}/benchmarks/demo_data.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        msnlan=MSNLAN,
     shell:
         "{params.msnlan} demo-data --out {output.sets:q} > {log:q} 2>&1"
 
@@ -24,18 +24,18 @@ rule download_archive:
     output:
         archive=f"{P.downloads_dir}/archives/{{archive}}",
         sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
-    params:
-        url=lambda wc: archive_row(wc)["url"],
-        expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
-        allow_unverified=config["allow_unverified_downloads"],
-        checksums=config["downloads"]["checksums"],
-    conda:
-        "../envs/msnlan.yaml"
     log:
         f"{P.downloads_dir}/logs/download_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/download_{{archive}}.tsv"
     retries: 2
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        url=lambda wc: archive_row(wc)["url"],
+        expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
+        allow_unverified=config["allow_unverified_downloads"],
+        checksums=config["downloads"]["checksums"],
     script:
         "../scripts/download_archive.py"
 
@@ -47,15 +47,15 @@ rule unpack_archive:
         sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
     output:
         done=f"{P.downloads_dir}/.unpacked/{{archive}}.done",
-    params:
-        into=folder_of("archive", levels=2),
-        provides=lambda wc: archive_row(wc)["provides"],
-    conda:
-        "../envs/msnlan.yaml"
     log:
         f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/unpack_{{archive}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        into=folder_of("archive", levels=2),
+        provides=lambda wc: archive_row(wc)["provides"],
     script:
         "../scripts/unpack_archive.py"
 
@@ -66,19 +66,19 @@ rule prepare:
         unpack(prepare_input),
     output:
         dataset=P.dataset_json("{dataset}"),
+    log:
+        f"{P.results}/logs/prepare/{{dataset}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: 1
     params:
         source=lambda wc: P.dataset_source(wc.dataset),
         out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",
         msnlan=MSNLAN,
-    conda:
-        "../envs/msnlan.yaml"
-    log:
-        f"{P.results}/logs/prepare/{{dataset}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
-    threads: 1
     shell:
         "{params.msnlan} prepare --dataset {params.source:q} --scales {params.scales} "
         "--out {params.out:q} {params.drop_alpha} > {log:q} 2>&1"

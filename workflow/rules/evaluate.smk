@@ -9,21 +9,21 @@ rule evaluate_bicubic:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("bicubic"),
+    log:
+        f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["walltime"],
     params:
         dataset=folder_of("dataset"),
         options=eval_options,
         save=lambda wc: save_images_option("bicubic", wc),
         msnlan=MSNLAN,
-    threads: 1
-    resources:
-        mem_mb=config["evaluate"]["mem_mb"],
-        runtime=config["evaluate"]["walltime"],
-    conda:
-        "../envs/msnlan.yaml"
-    log:
-        f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
     shell:
         "{params.msnlan} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.dataset:q} "
         "--out {output.table:q} {params.options} {params.save} > {log:q} 2>&1"
@@ -38,6 +38,17 @@ rule evaluate:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("{variant}{ensemble}"),
+    log:
+        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: config["evaluate"]["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["walltime"],
     params:
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
         dataset=folder_of("dataset"),
@@ -45,17 +56,6 @@ rule evaluate:
         save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
         msnlan=MSNLAN,
         device=device(),
-    threads: config["evaluate"]["threads"]
-    resources:
-        gpu=1 if uses_gpu() else 0,
-        mem_mb=config["evaluate"]["mem_mb"],
-        runtime=config["evaluate"]["walltime"],
-    conda:
-        "../envs/msnlan.yaml"
-    log:
-        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
     shell:
         "{params.msnlan} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
         "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "

@@ -19,6 +19,17 @@ rule train:
         init=init_checkpoint,
     output:
         weights=protected(P.final_weights("{variant}", "{scale}")),
+    log:
+        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["walltime"],
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
@@ -30,17 +41,6 @@ rule train:
         val_dir=folder_of("val_data"),
         msnlan=MSNLAN,
         device=device(),
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["walltime"],
-    conda:
-        "../envs/msnlan.yaml"
-    log:
-        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
     shell:
         "{params.msnlan} train --variant {params.variant_file:q} --scale {wildcards.scale} "
         "--train-data {params.train_dir:q} --val-data {params.val_dir:q} --out {params.run_dir:q} "
