@@ -150,7 +150,7 @@ def archive_row(wildcards) -> dict:
         return P.archives[wildcards.archive]
     except KeyError:
         raise WorkflowError(
-            f"archive {wildcards.archive!r} is not listed in " f"{config['downloads']['checksums']}"
+            f"archive {wildcards.archive!r} is not listed in {config['downloads']['checksums']}"
         ) from None
 
 
