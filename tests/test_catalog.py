@@ -110,6 +110,17 @@ def test_every_rule_that_runs_the_package_names_its_conda_env():
     assert not wrong, f"rules without `conda: {ENV_FILE.relative_to(REPO)}` (path from the rule file): {wrong}"
 
 
+@pytest.mark.skipif(shutil.which("conda") is None, reason="`--sdm conda` needs conda on PATH")
+def test_sdm_conda_jobs_call_the_env_python(tmp_path):
+    """With `--sdm conda` the jobs call the python of the rule's environment, not the interpreter
+    running Snakemake (a dry run: nothing is created)."""
+    configfile = REPO / "config" / "config.yaml"
+    proc = snakemake(workdir_for(tmp_path, configfile), "-n", "-p", "--sdm", "conda")
+    assert planned_jobs(proc)["demo_data"] == 1
+    text = output_of(proc)
+    assert "python -m msnlan demo-data" in text and f"{sys.executable} -m msnlan" not in text, text
+
+
 def source_copy(dest: Path) -> Path:
     """The checkout's source files (tracked, and untracked but not ignored): what a clone holds,
     without the virtual environment and results."""
