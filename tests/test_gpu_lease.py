@@ -101,3 +101,16 @@ def test_in_process_requests(tmp_path, monkeypatch):
         claim_device("auto")
     monkeypatch.setenv("MSNLAN_GPU_COUNT", "3")
     assert gpu_lease.gpu_count() == 3
+
+
+def test_lock_folder_per_slurm_job(tmp_path, monkeypatch):
+    """Jobs of one node may share the temp folder while SLURM numbers each job's GPUs from 0: each
+    job gets its own lock folder; outside SLURM (or with MSNLAN_GPU_LOCK_DIR) nothing changes."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.delenv("MSNLAN_GPU_LOCK_DIR", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert gpu_lease.lock_dir() == tmp_path / f"msnlan-gpu-locks-{os.getuid()}"
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    assert gpu_lease.lock_dir() == tmp_path / f"msnlan-gpu-locks-{os.getuid()}-4711"
+    monkeypatch.setenv("MSNLAN_GPU_LOCK_DIR", str(tmp_path / "mine"))
+    assert gpu_lease.lock_dir() == tmp_path / "mine"

@@ -180,6 +180,15 @@ def test_description_edit_or_touch_reruns_nothing(finished_run):
 
 
 @pytest.mark.slow
+def test_another_device_reruns_nothing_that_computes(finished_run):
+    """`device` reaches the shell commands as a param that is no rerun trigger: moving a finished
+    workflow to another device reruns no training, evaluation or complexity job (only the recorded
+    config, which holds every key, and the report after it)."""
+    jobs = planned_jobs(run_snakemake(finished_run, "-n", "--config", "device=auto"))
+    assert set(jobs) <= {"record_config", "report", "all"}, jobs
+
+
+@pytest.mark.slow
 def test_new_ablation_file_adds_its_jobs(finished_run):
     extra = finished_run / "ablations" / "wide_reduction.yaml"
     extra.write_text("_base_: msnlan\ndescription: channel-attention reduction 8\nmodel:\n  reduction: 8\n")

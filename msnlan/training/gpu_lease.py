@@ -10,7 +10,8 @@ When every device is taken, the claimant WAITS, polling, for up to MSNLAN_GPU_WA
 only happens transiently, or when other programs hold devices.)
 
 Environment:
-  MSNLAN_GPU_LOCK_DIR  lock folder (default /tmp/msnlan-gpu-locks-<uid>)
+  MSNLAN_GPU_LOCK_DIR  lock folder (default /tmp/msnlan-gpu-locks-<uid>; inside a SLURM job
+                       $TMPDIR/msnlan-gpu-locks-<uid>-<job id>)
   MSNLAN_GPU_COUNT     number of devices to lease (default: torch.cuda.device_count()); a count
                        above the real one simulates devices, mapped onto the real ones round-robin
   MSNLAN_GPU_WAIT      seconds to wait when every device is taken
@@ -50,9 +51,23 @@ _HELD: dict[int, int] = {}      # slot -> open file descriptor holding its lock
 _LEASE: Lease | None = None
 
 
+def default_lock_dir() -> Path:
+    """The lock folder when MSNLAN_GPU_LOCK_DIR is unset.
+
+    SLURM gives every job its own GPU(s), numbered from 0 in each job, but jobs on one node may
+    share the temp folder: a folder per job keeps two jobs from waiting on each other's cuda:0 lock,
+    while the processes of one job (which share its GPUs) still share their locks.
+    """
+    name = f"msnlan-gpu-locks-{os.getuid()}"
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:
+        name += f"-{job}"
+    return Path(tempfile.gettempdir()) / name
+
+
 def lock_dir(path: str | os.PathLike | None = None) -> Path:
     if path is None:
-        path = os.environ.get("MSNLAN_GPU_LOCK_DIR") or Path(tempfile.gettempdir()) / f"msnlan-gpu-locks-{os.getuid()}"
+        path = os.environ.get("MSNLAN_GPU_LOCK_DIR") or default_lock_dir()
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     return path

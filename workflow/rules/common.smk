@@ -4,23 +4,49 @@ The plan (variants, datasets, scales, methods, results paths) is package code: m
 Snakefile validates the config, then calls `make_plan(config)`; the rule files read the plan `P`
 and the input functions below.
 """
+
 import os
 import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
 from msnlan.config import validate_config
 from msnlan.errors import MsnlanError
 from msnlan.plan import DEMO_PREFIX, make_plan, train_override_items
 
-#: how the workflow calls the msnlan CLI: the interpreter running Snakemake, so that a venv's
-#: `snakemake` works without activating the venv (its bin/ need not be on PATH)
-MSNLAN = f"{shlex.quote(sys.executable)} -m msnlan"
-#: SLURM gives every job its own GPU(s), but jobs on one node may share /tmp, where msnlan train
-#: keeps its GPU lease locks: a per-job lock folder keeps two jobs from waiting on each other's lock
-GPU_LEASE_ENV = ('if [ -n "${SLURM_JOB_ID:-}" ]; then export MSNLAN_GPU_LOCK_DIR='
-                 '"${TMPDIR:-/tmp}/msnlan-gpu-locks-$SLURM_JOB_ID"; fi; ')
+
+class Unrecorded:
+    """A params value that reaches the shell command but is no rerun trigger.
+
+    Snakemake's params trigger compares the values it can record (strings, numbers, lists, ...)
+    and skips other objects; the shell command formats this one with str(). For values that
+    change where a job runs, not what it computes.
+    """
+
+    def __init__(self, value):
+        self.text = str(value)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Unrecorded({self.text!r})"
+
+
+def msnlan_command() -> str:
+    """How a job calls the msnlan CLI. With `--sdm conda`: the python of the rule's conda env
+    (envs/msnlan.yaml installs the package). Otherwise the interpreter running Snakemake, so
+    that a venv's `snakemake` works without activating the venv (its bin/ need not be on PATH)."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python -m msnlan"
+    return f"{shlex.quote(sys.executable)} -m msnlan"
+
+
+#: the `msnlan` params of the rules: switching between a venv and --sdm conda, or moving the
+#: venv, must not rerun finished jobs
+MSNLAN = Unrecorded(msnlan_command())
 
 
 class ConfigProblem(WorkflowError):
@@ -46,6 +72,13 @@ def checked_config_and_plan(cfg: dict):
 
 # ---- input functions and parameters shared by the rule files ----
 
+
+def device() -> Unrecorded:
+    """The `device` params of train/evaluate/complexity: moving a finished workflow to another
+    device must not rerun it, so the value is no rerun trigger."""
+    return Unrecorded(config["device"])
+
+
 def uses_gpu() -> bool:
     """Whether evaluation/complexity jobs claim the `gpu` resource (training always does)."""
     setting = config["gpu_jobs"]
@@ -55,13 +88,17 @@ def uses_gpu() -> bool:
 def prepare_input(wildcards) -> dict:
     """The demo folder, the dataset folder itself, or the unpacked archive that provides it."""
     if wildcards.dataset not in P.datasets:
-        raise WorkflowError(f"no dataset named {wildcards.dataset!r} in the config "
-                            f"(known: {', '.join(P.datasets)})")
+        raise WorkflowError(
+            f"no dataset named {wildcards.dataset!r} in the config "
+            f"(known: {', '.join(P.datasets)})"
+        )
     src = P.datasets[wildcards.dataset]
     if src.startswith(DEMO_PREFIX):
         return {"source": P.demo_dir()}
     if wildcards.dataset in P.needs_archive:
-        return {"unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"}
+        return {
+            "unpacked": f"{P.downloads_dir}/.unpacked/{P.needs_archive[wildcards.dataset]}.done"
+        }
     return {"source": src}
 
 
@@ -104,7 +141,7 @@ def complexity_options() -> str:
 def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
-    return "--save-images " + shlex.quote(P.sr_images(method, wildcards.scale, wildcards.benchmark))
+    return f"--save-images {shlex.quote(P.sr_images(method, wildcards.scale, wildcards.benchmark))}"
 
 
 def archive_row(wildcards) -> dict:
@@ -112,14 +149,17 @@ def archive_row(wildcards) -> dict:
     try:
         return P.archives[wildcards.archive]
     except KeyError:
-        raise WorkflowError(f"archive {wildcards.archive!r} is not listed in "
-                            f"{config['downloads']['checksums']}") from None
+        raise WorkflowError(
+            f"archive {wildcards.archive!r} is not listed in {config['downloads']['checksums']}"
+        ) from None
 
 
 def eval_outputs(method: str) -> dict:
     """Named outputs of an evaluation job; the SR images folder only when they are saved."""
-    out = {"table": P.eval_table(method, "{scale}", "{benchmark}"),
-           "protocol": P.protocol(method, "{scale}", "{benchmark}")}
+    out = {
+        "table": P.eval_table(method, "{scale}", "{benchmark}"),
+        "protocol": P.protocol(method, "{scale}", "{benchmark}"),
+    }
     if config["evaluate"]["save_images"]:
         out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}"))
     return out
@@ -127,6 +167,7 @@ def eval_outputs(method: str) -> dict:
 
 def folder_of(name: str, levels: int = 1):
     """A params function: the folder `levels` up from the named input or output file."""
+
     def get(wildcards, input, output):
         files = dict(input.items()) | dict(output.items())
         path = files[name]

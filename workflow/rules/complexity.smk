@@ -10,15 +10,17 @@ rule trained_variant:
     """A complete variant file of the trained network (variant + preset model settings)."""
     output:
         variant=P.trained_variant_file("{variant}"),
+    log:
+        f"{P.results}/logs/trained_variant/{{variant}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/trained_variant/{{variant}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         preset=config["train"]["preset"],
         overrides=train_override_items(config),
-    log:
-        f"{P.results}/logs/trained_variant/{{variant}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/trained_variant/{{variant}}.tsv"
     script:
         "../scripts/trained_variant.py"
 
@@ -29,19 +31,23 @@ rule complexity:
         variant=P.trained_variant_file("{variant}"),
     output:
         report=P.complexity_json("{variant}", "{scale}"),
-    params:
-        trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
-        options=complexity_options(),
+    log:
+        f"{P.results}/logs/complexity/{{variant}}_x{{scale}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
     threads: config["complexity"]["threads"]
     resources:
         gpu=1 if uses_gpu() else 0,
         mem_mb=config["complexity"]["mem_mb"],
         runtime=config["complexity"]["walltime"],
-    log:
-        f"{P.results}/logs/complexity/{{variant}}_x{{scale}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
+    params:
+        trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
+        options=complexity_options(),
+        msnlan=MSNLAN,
+        device=device(),
     shell:
-        "{MSNLAN} complexity --variant {input.variant:q} --scale {wildcards.scale} "
-        "--out {output.report:q} --device {config[device]} {params.options} "
+        "{params.msnlan} complexity --variant {input.variant:q} --scale {wildcards.scale} "
+        "--out {output.report:q} --device {params.device} {params.options} "
         "> {log:q} 2>&1"

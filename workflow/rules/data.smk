@@ -10,8 +10,12 @@ rule demo_data:
         f"{P.results}/logs/demo_data.log",
     benchmark:
         f"{P.results}/benchmarks/demo_data.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        msnlan=MSNLAN,
     shell:
-        "{MSNLAN} demo-data --out {output.sets:q} > {log:q} 2>&1"
+        "{params.msnlan} demo-data --out {output.sets:q} > {log:q} 2>&1"
 
 
 rule download_archive:
@@ -20,16 +24,18 @@ rule download_archive:
     output:
         archive=f"{P.downloads_dir}/archives/{{archive}}",
         sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
-    params:
-        url=lambda wc: archive_row(wc)["url"],
-        expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
-        allow_unverified=config["allow_unverified_downloads"],
-        checksums=config["downloads"]["checksums"],
     log:
         f"{P.downloads_dir}/logs/download_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/download_{{archive}}.tsv"
     retries: 2
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        url=lambda wc: archive_row(wc)["url"],
+        expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
+        allow_unverified=config["allow_unverified_downloads"],
+        checksums=config["downloads"]["checksums"],
     script:
         "../scripts/download_archive.py"
 
@@ -41,13 +47,15 @@ rule unpack_archive:
         sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
     output:
         done=f"{P.downloads_dir}/.unpacked/{{archive}}.done",
-    params:
-        into=folder_of("archive", levels=2),
-        provides=lambda wc: archive_row(wc)["provides"],
     log:
         f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/unpack_{{archive}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        into=folder_of("archive", levels=2),
+        provides=lambda wc: archive_row(wc)["provides"],
     script:
         "../scripts/unpack_archive.py"
 
@@ -58,16 +66,19 @@ rule prepare:
         unpack(prepare_input),
     output:
         dataset=P.dataset_json("{dataset}"),
+    log:
+        f"{P.results}/logs/prepare/{{dataset}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: 1
     params:
         source=lambda wc: P.dataset_source(wc.dataset),
         out=folder_of("dataset"),
         scales=" ".join(map(str, P.data_scales)),
         drop_alpha="--drop-alpha" if config["drop_alpha"] else "",
-    log:
-        f"{P.results}/logs/prepare/{{dataset}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
-    threads: 1
+        msnlan=MSNLAN,
     shell:
-        "{MSNLAN} prepare --dataset {params.source:q} --scales {params.scales} "
+        "{params.msnlan} prepare --dataset {params.source:q} --scales {params.scales} "
         "--out {params.out:q} {params.drop_alpha} > {log:q} 2>&1"

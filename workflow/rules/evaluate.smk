@@ -9,20 +9,23 @@ rule evaluate_bicubic:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("bicubic"),
-    params:
-        dataset=folder_of("dataset"),
-        options=eval_options,
-        save=lambda wc: save_images_option("bicubic", wc),
-    threads: 1
-    resources:
-        mem_mb=config["evaluate"]["mem_mb"],
-        runtime=config["evaluate"]["walltime"],
     log:
         f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
     benchmark:
         f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["walltime"],
+    params:
+        dataset=folder_of("dataset"),
+        options=eval_options,
+        save=lambda wc: save_images_option("bicubic", wc),
+        msnlan=MSNLAN,
     shell:
-        "{MSNLAN} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.dataset:q} "
+        "{params.msnlan} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.dataset:q} "
         "--out {output.table:q} {params.options} {params.save} > {log:q} 2>&1"
 
 
@@ -35,24 +38,28 @@ rule evaluate:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("{variant}{ensemble}"),
-    params:
-        variant_hash=lambda wc: P.variant(wc.variant)["hash"],
-        dataset=folder_of("dataset"),
-        options=eval_options,
-        save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
+    log:
+        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]
     resources:
         gpu=1 if uses_gpu() else 0,
         mem_mb=config["evaluate"]["mem_mb"],
         runtime=config["evaluate"]["walltime"],
-    log:
-        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    params:
+        variant_hash=lambda wc: P.variant(wc.variant)["hash"],
+        dataset=folder_of("dataset"),
+        options=eval_options,
+        save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
+        msnlan=MSNLAN,
+        device=device(),
     shell:
-        "{MSNLAN} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
+        "{params.msnlan} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
         "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
-        "{params.options} {params.save} --device {config[device]} > {log:q} 2>&1"
+        "{params.options} {params.save} --device {params.device} > {log:q} 2>&1"
 
 
 # "bicubic" is never a variant (make_plan refuses the name), so its own rule wins

@@ -10,16 +10,18 @@ rule record_config:
     """The workflow config in force (after defaults), for the report's settings section."""
     output:
         config=P.workflow_config(),
+    log:
+        f"{P.results}/logs/record_config.log",
+    benchmark:
+        f"{P.results}/benchmarks/record_config.tsv"
+    conda:
+        "../envs/msnlan.yaml"
     params:
         # JSON text so the params trigger compares it exactly; any config change rewrites the file.
         # `variants` lists the selected variants (the report's row order), also when the config
         # leaves it empty (= every file of ablations_dir)
         config=json.dumps({**config, "variants": list(P.variants)}, sort_keys=True),
         sources=config_sources(),
-    log:
-        f"{P.results}/logs/record_config.log",
-    benchmark:
-        f"{P.results}/benchmarks/record_config.tsv"
     script:
         "../scripts/record_config.py"
 
@@ -43,14 +45,17 @@ rule collect:
             category="Tables",
             labels={"table": "per image"},
         ),
-    params:
-        results=folder_of("summary", levels=2),
     log:
         f"{P.results}/logs/collect.log",
     benchmark:
         f"{P.results}/benchmarks/collect.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        results=folder_of("summary", levels=2),
+        msnlan=MSNLAN,
     shell:
-        "{MSNLAN} collect --results {params.results:q} > {log:q} 2>&1"
+        "{params.msnlan} collect --results {params.results:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -66,12 +71,15 @@ rule report:
             category="Report",
             labels={"page": "MSNLAN report"},
         ),
-    params:
-        results=folder_of("html", levels=2),
     log:
         f"{P.results}/logs/report.log",
     benchmark:
         f"{P.results}/benchmarks/report.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    params:
+        results=folder_of("html", levels=2),
+        msnlan=MSNLAN,
     shell:
-        "{MSNLAN} report --results {params.results:q} --config {input.config:q} "
+        "{params.msnlan} report --results {params.results:q} --config {input.config:q} "
         "--out {output.html:q} > {log:q} 2>&1"

@@ -7,8 +7,8 @@
 # The YAML file is deliberately not an input: touching it, or editing its description, must not
 # retrain. final.pt is protected (read-only): after a change that needs retraining, Snakemake stops
 # with "Write-protected output files" until you remove the old run folder (see config/README.md).
-# The device is read from the config in the shell command, not passed as a param: moving a
-# finished workflow to another device must not retrain (a changed param would).
+# The device is a param that is no rerun trigger (common.smk: Unrecorded): moving a finished
+# workflow to another device must not retrain (a changed param would).
 
 
 rule train:
@@ -19,6 +19,17 @@ rule train:
         init=init_checkpoint,
     output:
         weights=protected(P.final_weights("{variant}", "{scale}")),
+    log:
+        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
+    conda:
+        "../envs/msnlan.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["walltime"],
     params:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
@@ -28,17 +39,10 @@ rule train:
         run_dir=folder_of("weights"),
         train_dir=folder_of("train_data"),
         val_dir=folder_of("val_data"),
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["walltime"],
-    log:
-        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
-    benchmark:
-        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
+        msnlan=MSNLAN,
+        device=device(),
     shell:
-        "{GPU_LEASE_ENV}{MSNLAN} train --variant {params.variant_file:q} --scale {wildcards.scale} "
+        "{params.msnlan} train --variant {params.variant_file:q} --scale {wildcards.scale} "
         "--train-data {params.train_dir:q} --val-data {params.val_dir:q} --out {params.run_dir:q} "
-        "--preset {params.preset} {params.init} --device {config[device]} {params.overrides} "
+        "--preset {params.preset} {params.init} --device {params.device} {params.overrides} "
         "> {log:q} 2>&1"
