@@ -5,6 +5,7 @@ torch.load(weights_only=True); files are written to a temp file, fsynced and ren
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -25,10 +26,16 @@ FORMAT_VERSION = 1
 
 
 def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """torch.save through a temp file beside `path`, flushed to disk before the rename."""
+    """torch.save through a temp file beside `path`, flushed to disk before the rename.
+
+    The bytes are made in memory first: torch's zip writer reports a full disk as an unexplained
+    RuntimeError, whereas a plain write raises the OSError that names the reason (WriteError).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
 
