@@ -103,3 +103,28 @@ def test_run_folder_inside_the_training_data_is_refused(data, tmp_path):
     with pytest.raises(ConfigError, match="lies inside the --train-data"):
         run((train_copy, data[1]), train_copy / "HR" / "run")
     assert not (train_copy / "HR" / "run").exists()
+
+
+def test_unreadable_checkpoint_keeps_the_reason_and_never_advises_unsafe_loading(tmp_path):
+    from fractions import Fraction  # any class a weights-only load refuses to construct
+
+    path = tmp_path / "foreign.pt"
+    torch.save({"model": Fraction(1, 3)}, path)
+    with pytest.raises(ckpt.CheckpointError) as exc:
+        ckpt.load(path)
+    msg = str(exc.value)
+    assert "fractions.Fraction" in msg and "weights_only" not in msg and "Re-running" not in msg
+    assert "Accepted are" in msg and "final.pt" in msg
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ckpt.CheckpointError, match="cannot be read: .*Error: .+\\. Accepted are"):
+        ckpt.load(path)
+
+
+def test_missing_base_names_the_referring_file_and_key(tmp_path):
+    from msnlan.variants import resolve_variant
+
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: does_not_exist\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve_variant(child)
+    assert str(exc.value).startswith(f"{child}: key '_base_': unknown variant 'does_not_exist'")
