@@ -129,7 +129,8 @@ def train_override_items(cfg: Mapping) -> list:
 
 
 def read_checksums(path: str | os.PathLike) -> dict:
-    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), provides, note."""
+    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), bytes (optional column;
+    'unknown' or absent: not recorded), provides, note."""
     table = {}
     try:
         lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
@@ -143,9 +144,14 @@ def read_checksums(path: str | os.PathLike) -> dict:
         if sha != "unknown" and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise PlanError(f"{path}: data row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
                             "64 hex digits nor 'unknown'")
+        size = (row.get("bytes") or "unknown").strip().replace(",", "")
+        if size != "unknown" and not size.isdigit():
+            raise PlanError(f"{path}: data row {lineno} ({row['archive']}): bytes {size!r} is neither a "
+                            "number nor 'unknown'")
         table[row["archive"]] = {
             "url": row["url"].strip(),
             "sha256": None if sha == "unknown" else sha,
+            "bytes": None if size == "unknown" else int(size),
             "provides": [p.strip() for p in row["provides"].split(",") if p.strip()],
             "note": (row.get("note") or "").strip(),
         }
