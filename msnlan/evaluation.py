@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .inference import inference_protocol, upscale
 from .memory import peak_rss_kib, reset_peak_rss
 from .models.msnlab import select_attention
 from .results import layout
-from .io_utils import ensure_writable_dir
+from .io_utils import ensure_writable_dir, writing
 from .results.evaluations import PartialEval, write_eval_csv, write_protocol
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,11 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     if why_not:
         log_line(f"note: {why_not}; starting over")
     done = {r["image"]: r for r in earlier}
-    if save_images is not None:  # an image whose saved output is missing is evaluated again
-        done = {k: r for k, r in done.items() if (Path(save_images) / f"{k}.png").is_file()}
+    # SR images are kept beside the partial rows until the end: a workflow removes the output folder
+    # of a failed job, which would otherwise lose them; an image whose output is missing is redone
+    staged = layout.partial_images(out_csv)
+    if save_images is not None:
+        done = {k: r for k, r in done.items() if (staged / f"{k}.png").is_file()}
     if done:
         log_line(f"resuming: {len(done)} of {len(ds.items)} images were done by an interrupted run of this "
                  f"evaluation ({partial.path}); skipping them")
@@ -245,7 +249,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
             metrics = {m.name: m.compute(sr, pair.hr, scale) for m in registered_metrics()}
             row = {"image": pair.name, **metrics, "seconds": seconds, "peak_memory_mb": peak}
             if save_images is not None:
-                write_image(Path(save_images) / f"{pair.name}.png", sr)
+                write_image(staged / f"{pair.name}.png", sr)
             partial.append(row)
             rows.append(row)
             if bar is not None:
@@ -299,9 +303,15 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
+    if save_images is not None:
+        with writing(save_images):
+            Path(save_images).mkdir(parents=True, exist_ok=True)
+            for pair in ds.items:
+                shutil.move(staged / f"{pair.name}.png", Path(save_images) / f"{pair.name}.png")
     write_eval_csv(out_csv, rows)
     write_protocol(out_csv, protocol)  # last: marks the evaluation complete
     partial.remove()
+    shutil.rmtree(staged, ignore_errors=True)
     return protocol
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msnlan.cli import main
+from msnlan.cli import main, os_error_message
 from msnlan.evaluation import evaluate_method
 
 from test_evaluate_cli import _rows, _tiny_dataset
@@ -150,6 +150,23 @@ def test_interrupted_evaluation_resumes_and_says_so(tmp_path):
     assert json.loads((tmp_path / "eval" / "Tiny.protocol.json").read_text())["summary"] == \
         json.loads((tmp_path / "full.protocol.json").read_text())["summary"]
     assert not partial.exists()
+
+
+def test_saved_images_survive_the_loss_of_the_output_folder(tmp_path):
+    """A workflow deletes a failed job's outputs (the images folder): the resumed run still skips."""
+    src = _tiny_dataset(tmp_path / "Tiny")
+    out, images = tmp_path / "eval" / "Tiny.csv", tmp_path / "images"
+    with pytest.raises(Stop):
+        evaluate_method("bicubic", src, 2, out, device="cpu", progress=False, save_images=images,
+                        log_line=_stop_after(2))
+    import shutil
+
+    shutil.rmtree(images, ignore_errors=True)
+    notes = []
+    evaluate_method("bicubic", src, 2, out, device="cpu", progress=False, save_images=images, log_line=notes.append)
+    assert sum(n.startswith("[") for n in notes) == 1
+    assert sorted(p.name for p in images.iterdir()) == ["a.png", "b.png", "g.png"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["Tiny.csv", "Tiny.protocol.json"]
 
 
 def test_changed_images_start_the_evaluation_over(tmp_path):
