@@ -15,9 +15,9 @@ from msnlan.cli import main
 from msnlan.errors import ConfigError, DataError
 from msnlan.results.runs import read_log
 from msnlan.training import checkpoint as ckpt
-from msnlan.training.engine import TrainingDiverged
+from msnlan.training.engine import TrainingDiverged, train
 
-from test_training import data, one_thread, run  # noqa: F401 (fixtures)
+from test_training import TINY, data, one_thread, run  # noqa: F401 (fixtures)
 
 
 def interrupted_at(monkeypatch, iteration: int):
@@ -76,6 +76,10 @@ def test_a_run_failing_before_its_first_step_writes_nothing(data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(DataError, match="patch_size=48"):
         run(data, out, overrides={"patch_size": 48})
+    assert not out.exists()
+    with pytest.raises(Exception, match="only 0 CUDA device"):
+        train("msnlan", 2, data[0], data[1], out, preset="demo", overrides=TINY, device="cuda:7",
+              stream=io.StringIO(), gpu_count=0)
     assert not out.exists()
     assert run(data, out, overrides={"iterations": 2})["status"] == "trained"  # no --restart needed
 

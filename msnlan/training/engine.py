@@ -4,8 +4,10 @@ One iteration: a batch of random aligned patch pairs (data.PatchSampler), forwar
 under bf16 autocast), L1 loss, Adam step, MultiStepLR step. Every `checkpoint_interval`
 iterations the whole state (weights, optimizer, scheduler, sampler, RNGs, log accumulators) goes
 to last.pt, atomically; re-running the same command continues from it. Non-finite losses are
-checked at each log row / validation / checkpoint, before anything is saved, so a diverged run
-stops with an error naming the first bad iteration and keeps its last good checkpoint.
+checked at each log row / validation / checkpoint, and a checkpoint is written only from a finite
+state (msnlan.training.divergence), so a diverged run stops with an error naming the first bad
+iteration and the checkpoints that exist; `--resume-with` continues from last.pt with changed
+optimizer settings (msnlan.training.resume_with).
 """
 from __future__ import annotations
 
@@ -193,6 +195,8 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
         data = _load_data(config, int(scale), settings, say)  # fails here, before the run folder is written
         if init_from is not None:
             ckpt.load_pretrained(ckpt.build_network(resolved, scale), init_from, resolved)
+        lease = claim_device(device, count=gpu_count)  # an unusable --device also fails before any write
+        say(lease.message)
         status = prepare_run_dir(run_dir, config, restart, say, data_files)
         _lock_run_dir(run_dir)  # after --restart this is a fresh folder
         if changes:
@@ -203,8 +207,6 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
             if stale.name.split(".")[1] in ("last", "best", "final", "log", "environment"):
                 stale.unlink(missing_ok=True)
 
-        lease = claim_device(device, count=gpu_count)
-        say(lease.message)
         dev = torch.device(lease.device)
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
