@@ -53,3 +53,16 @@ def test_missing_train_data_hint_names_its_own_key(tmp_path):
     text = str(exc.value)
     assert "config key 'train_data.path'" in text
     assert "--config 'train_data={name: T91, path: /path/to/T91}'" in text and "benchmarks=" not in text
+
+
+def test_empty_data_folder_fails_the_dry_run(tmp_path):
+    """The Snakefile runs the plan's data checks: `snakemake -n` fails naming the key and folder."""
+    from test_workflow import make_workdir, output_of, run_snakemake, write_config
+
+    workdir = make_workdir(tmp_path)
+    empty = tmp_path / "Set5"
+    (empty / "HR").mkdir(parents=True)
+    write_config(workdir, benchmarks={"Set5": str(empty)})
+    text = output_of(proc := run_snakemake(workdir, "-n"))
+    assert proc.returncode != 0
+    assert "config key 'benchmarks.Set5'" in text and str(empty) in text and "no images" in text, text
