@@ -4,6 +4,7 @@ Each check lives here once so that every entry point (API, CLI, workflow) words 
 """
 from __future__ import annotations
 
+import os
 import re
 from numbers import Number
 from typing import Any, Iterable, Mapping
@@ -102,3 +103,30 @@ def validate_with_schema(schema: Mapping, data: Any, source: str, *, error: type
     errors = schema_errors(schema, data)
     if errors:
         raise error(f"{source}: {wording(errors[0])}")
+
+
+def _real(path) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def is_inside(path, folder) -> bool:
+    """Whether `path` is `folder` or lies below it (symbolic links resolved)."""
+    path, folder = _real(path), _real(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_path(output, inputs: Mapping[str, Any], what: str = "output") -> None:
+    """Refuse an output that is, or lies inside, something the command reads.
+
+    `inputs` maps a description ("dataset folder", "--checkpoint") to a path (None is skipped); a
+    folder protects everything below it, a file itself. Raises ConfigError naming both, before
+    anything is written, so that no command can overwrite its own input (e.g. SR images saved
+    over the ground truth).
+    """
+    for label, source in inputs.items():
+        if source is None or not os.path.exists(source):
+            continue
+        if is_inside(output, source):
+            kind = "is" if _real(output) == _real(source) else "lies inside"
+            raise ConfigError(f"{what} {output} {kind} the {label} {source}, which this command reads; "
+                              "choose an output outside its input (nothing was written)")

@@ -38,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     except MsnlanError as exc:
         print(f"msnlan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file operation no writer wrapped: still one line, never a traceback
+        print(f"msnlan {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """'cannot write <path>: <reason>' for errors only writing causes, else '<path>: <reason>'."""
+    from .io_utils import WRITE_ERRNOS, cannot_write
+
+    path = exc.filename if exc.filename is not None else "(unnamed file)"
+    if exc.errno in WRITE_ERRNOS:
+        return str(cannot_write(path, exc))
+    return f"{path}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class DataError(MsnlanError, ValueError):
 
 class CheckpointError(MsnlanError, ValueError):
     """A checkpoint does not fit what it is loaded into."""
+
+
+class WriteError(MsnlanError):
+    """An output could not be written (read-only folder, full disk, ...); names the path and reason."""

@@ -8,23 +8,26 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .data.datasets import Dataset, file_sha256, load_dataset
 from .data.images import write_image
 from .errors import CheckpointError, ConfigError
-from .checks import check_scale, resolve_device
+from .checks import check_output_path, check_scale, resolve_device
 from .inference import inference_protocol, upscale
 from .memory import peak_rss_kib, reset_peak_rss
 from .models.msnlab import select_attention
 from .results import layout
-from .results.evaluations import write_eval_csv, write_protocol
+from .io_utils import ensure_writable_dir, writing
+from .results.evaluations import PartialEval, write_eval_csv, write_protocol
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = resolve_device(device)
     meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
+    _check_outputs(method, dataset, out_csv, checkpoint=checkpoint, lr_dir=lr_dir, save_images=save_images)
     is_bicubic = isinstance(meth.model, str)
     attention = {} if is_bicubic else select_attention(meth.model, attention_mode, dev)
     if is_bicubic:
@@ -196,18 +200,46 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                                                                    lr_dir=lr_dir)
     if ds.scale != scale:
         raise ConfigError(f"dataset {ds.name} was loaded at x{ds.scale}, not x{scale}")
+    from . import __version__
     from .metric_registry import registered_metrics
-    from .metrics import protocol_description, summarize
+    from .metrics import check_evaluable, protocol_description, summarize
+    from .variants import variant_hash
 
     name = meth.name + ("+" if self_ensemble else "")
     if not is_bicubic:  # first-call costs (CUDA context, kernel selection) stay out of image 1's time
         with torch.inference_mode():
             meth.model(torch.zeros(1, 3, 16, 16, device=dev))
     memory = PeakMemory(dev)
+    for pair in ds.items:  # before any work: a too small image fails now, named
+        check_evaluable(pair.hr.shape, scale, f"{ds.name} image {pair.name}")
+    partial = PartialEval(out_csv, {
+        "method": name, "variant_hash": variant_hash(meth.variant) if meth.variant else None,
+        "weights": meth.weights, "checkpoint_sha256": meth.checkpoint_sha256, "scale": scale,
+        "images": image_fingerprints(ds), "lr_source": ds.lr_source, "inference": inference,
+        "metrics": protocol_description(scale), "attention": attention, "device_type": dev.type,
+        "msnlan": __version__})
+    earlier, why_not = partial.earlier_rows()
+    if why_not:
+        log_line(f"note: {why_not}; starting over")
+    done = {r["image"]: r for r in earlier}
+    # SR images are kept beside the partial rows until the end: a workflow removes the output folder
+    # of a failed job, which would otherwise lose them; an image whose output is missing is redone
+    staged = layout.partial_images(out_csv)
+    if save_images is not None:
+        done = {k: r for k, r in done.items() if (staged / f"{k}.png").is_file()}
+    if done:
+        log_line(f"resuming: {len(done)} of {len(ds.items)} images were done by an interrupted run of this "
+                 f"evaluation ({partial.path}); skipping them")
     rows: list[dict] = []
+    partial.start([done[p.name] for p in ds.items if p.name in done])
     bar = _progress(len(ds.items), progress)
     try:
         for i, pair in enumerate(ds.items, 1):
+            if pair.name in done:
+                rows.append(done[pair.name])
+                if bar is not None:
+                    bar.update(1)
+                continue
             memory.start()
             t0 = time.perf_counter()
             sr = upscale(meth.model, pair.lr, scale, tile=tile, min_pixels=min_pixels, overlap=overlap,
@@ -215,9 +247,11 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
             seconds = time.perf_counter() - t0  # upscale returns host memory: the GPU work is done
             peak = memory.peak_mb()
             metrics = {m.name: m.compute(sr, pair.hr, scale) for m in registered_metrics()}
-            rows.append({"image": pair.name, **metrics, "seconds": seconds, "peak_memory_mb": peak})
+            row = {"image": pair.name, **metrics, "seconds": seconds, "peak_memory_mb": peak}
             if save_images is not None:
-                write_image(Path(save_images) / f"{pair.name}.png", sr)
+                write_image(staged / f"{pair.name}.png", sr)
+            partial.append(row)
+            rows.append(row)
             if bar is not None:
                 bar.set_postfix_str(f"{pair.name} {metrics['psnr']:.2f} dB")
                 bar.update(1)
@@ -226,12 +260,11 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                          f"PSNR {metrics['psnr']:.3f} dB SSIM {metrics['ssim']:.4f} ({seconds:.2f} s, "
                          f"{peak:.0f} MB)")
     finally:
+        partial.close()
         if bar is not None:
             bar.close()
     summary = summarize(rows, registered_metrics())
-    from . import __version__
     from .provenance import device_description, git_commit, package_versions
-    from .variants import variant_hash
 
     protocol = {
         "method": name,
@@ -264,10 +297,57 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "device": device_description(dev),
         "device_type": dev.type,
         **attention,
+        "resumed": ({"images_from_interrupted_run": len(done), "note": "their rows (and seconds, "
+                     "peak_memory_mb) come from the interrupted run of this same evaluation"} if done else None),
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
+    if save_images is not None:
+        with writing(save_images):
+            Path(save_images).mkdir(parents=True, exist_ok=True)
+            for pair in ds.items:
+                shutil.move(staged / f"{pair.name}.png", Path(save_images) / f"{pair.name}.png")
     write_eval_csv(out_csv, rows)
     write_protocol(out_csv, protocol)  # last: marks the evaluation complete
+    partial.remove()
+    shutil.rmtree(staged, ignore_errors=True)
     return protocol
+
+
+def image_fingerprints(ds: Dataset) -> list:
+    """[name, sha256 of the HR and LR arrays] per image: what an evaluation's numbers depend on."""
+    import hashlib
+
+    out = []
+    for pair in ds.items:
+        h = hashlib.sha256()
+        for a in (pair.hr, pair.lr):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        out.append([pair.name, h.hexdigest()])
+    return out
+
+
+def _check_outputs(method: str, dataset, out_csv, *, checkpoint, lr_dir, save_images) -> None:
+    """Before any work: no output may be or lie inside an input, and every output folder must be writable."""
+    inputs = {"--checkpoint": checkpoint, "LR folder": lr_dir}
+    if not isinstance(dataset, Dataset):
+        inputs["dataset folder"] = dataset
+        if (Path(dataset) / "dataset.json").is_file():
+            from .data.datasets import read_prepared_info
+
+            inputs["prepared dataset's source folder"] = read_prepared_info(dataset)["source"]
+    else:
+        inputs["dataset folder"] = dataset.root
+        inputs["prepared dataset folder"] = dataset.prepared
+    if method != "bicubic" and Path(method).suffix in (".yaml", ".yml"):
+        inputs["variant file"] = method
+    outputs = {"--out": out_csv, "its protocol file": layout.protocol_json(out_csv),
+               "--save-images": save_images}
+    for what, path in outputs.items():
+        if path is not None:
+            check_output_path(path, inputs, what)
+    ensure_writable_dir(Path(out_csv).parent)
+    if save_images is not None:
+        ensure_writable_dir(save_images)

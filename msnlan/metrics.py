@@ -149,6 +149,23 @@ def _resolve_crop(scale: int, crop_border: int | None) -> int:
     return int(crop_border)
 
 
+def min_evaluable_side(scale: int, crop_border: int | None = None) -> int:
+    """The smallest HR side (after cropping to a multiple of `scale`) the protocol can measure:
+    the border on both sides plus the SSIM window."""
+    return 2 * _resolve_crop(_check_scale(scale), crop_border) + gaussian_window_1d().shape[0]
+
+
+def check_evaluable(shape: tuple, scale: int, what: str, crop_border: int | None = None) -> None:
+    """DataError naming `what` and its size if an HR image of `shape` (H, W, ...) is too small."""
+    need = min_evaluable_side(scale, crop_border)
+    h, w = int(shape[0]), int(shape[1])
+    if min(h, w) < need:
+        border = _resolve_crop(scale, crop_border)
+        raise DataError(f"{what}: {w}x{h} pixels (after cropping to a multiple of {scale}) is too small for "
+                        f"the protocol at x{scale}: each side needs at least {need} pixels (a {border}-pixel "
+                        f"border on both sides plus the {need - 2 * border}x{need - 2 * border} SSIM window)")
+
+
 def evaluate_pair(
     sr: np.ndarray,
     hr: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +24,8 @@ from .results import layout
 DEMO_PREFIX = "demo:"
 #: method names that are not variants (a variant file with this name would clash)
 RESERVED_METHODS = ("bicubic",)
+#: what a variant name (a file stem of ablations_dir, a results folder name) may look like
+VARIANT_NAME = r"[A-Za-z0-9_\-]+"
 #: URL schemes the workflow's download rule handles
 DOWNLOAD_SCHEMES = ("http", "https", "ftp", "file")
 
@@ -126,7 +129,8 @@ def train_override_items(cfg: Mapping) -> list:
 
 
 def read_checksums(path: str | os.PathLike) -> dict:
-    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), provides, note."""
+    """config/checksums.tsv: archive, url, sha256 ('unknown' where not recorded), bytes (optional column;
+    'unknown' or absent: not recorded), provides, note."""
     table = {}
     try:
         lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
@@ -140,9 +144,14 @@ def read_checksums(path: str | os.PathLike) -> dict:
         if sha != "unknown" and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise PlanError(f"{path}: data row {lineno} ({row['archive']}): sha256 {sha!r} is neither "
                             "64 hex digits nor 'unknown'")
+        size = (row.get("bytes") or "unknown").strip().replace(",", "")
+        if size != "unknown" and not size.isdigit():
+            raise PlanError(f"{path}: data row {lineno} ({row['archive']}): bytes {size!r} is neither a "
+                            "number nor 'unknown'")
         table[row["archive"]] = {
             "url": row["url"].strip(),
             "sha256": None if sha == "unknown" else sha,
+            "bytes": None if size == "unknown" else int(size),
             "provides": [p.strip() for p in row["provides"].split(",") if p.strip()],
             "note": (row.get("note") or "").strip(),
         }
@@ -168,6 +177,10 @@ def select_variants(cfg: Mapping, sources: str = "") -> dict:
     if not folder.is_dir():
         raise PlanError(f"config key 'ablations_dir': folder {str(folder)!r} does not exist (config: {sources})")
     available = sorted(p.stem for p in folder.glob("*.yaml"))
+    for stem in available:  # a variant name becomes a folder name of the results
+        if not re.fullmatch(VARIANT_NAME, stem):
+            raise PlanError(f"{folder / (stem + '.yaml')}: {stem!r} is not a usable variant name "
+                            "(letters, digits, _ and - only); rename the file")
     wanted = cfg["variants"] or available
     missing = [v for v in wanted if v not in available]
     if missing:
@@ -193,8 +206,30 @@ def select_variants(cfg: Mapping, sources: str = "") -> dict:
     return variants
 
 
+def _config_hint(key: str, name: str) -> str:
+    """A --config example that sets the data folder of config key `key` ("'train_data.path'", ...)."""
+    top = key.strip("'").split(".")[0]
+    if top in ("train_data", "val_data"):
+        return f"--config '{top}={{name: {name}, path: /path/to/{name}}}'"
+    return f"--config 'benchmarks={{{name}: /path/to/{name}}}'"
+
+
+def _check_layout(src: str, key: str) -> None:
+    """An existing data folder must hold images in a layout `msnlan prepare` reads (only lists folders)."""
+    from .data.datasets import PREPARED_MARKER, detect_layout
+    from .errors import DataError
+
+    if (Path(src) / PREPARED_MARKER).is_file():
+        return
+    try:
+        detect_layout(src)
+    except DataError as exc:
+        raise PlanError(f"config key {key}: data folder {src!r} is unusable: {exc}") from None
+
+
 def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str = "") -> None:
-    """Every dataset folder must exist, or be the product of a download whose sum we can check.
+    """Every dataset folder must exist and hold images in a known layout, or be the product of a
+    download whose sum we can check.
 
     Fills plan.archives and plan.needs_archive for the datasets a download provides.
     """
@@ -206,6 +241,8 @@ def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str =
                             f"(demo sets: {', '.join(DEMO_PREFIX + s for s in DEMO_SETS)})")
         if Path(src).exists() and not Path(src).is_dir():
             raise PlanError(f"config key {keys[name]}: {src!r} is a file, not a dataset folder")
+        if name not in missing and not src.startswith(DEMO_PREFIX):
+            _check_layout(src, keys[name])
     if not missing:
         return
     checksums = cfg["downloads"]["checksums"]
@@ -222,7 +259,7 @@ def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str =
             raise PlanError(
                 f"{head} Put the dataset there (any layout `msnlan prepare` accepts: a folder of HR "
                 f"images, <set>/HR, the DIV2K or benchmark layouts), or point the key at your copy, e.g. "
-                f"--config 'benchmarks={{{name}: /path/to/{name}}}'. {note}".rstrip())
+                f"{_config_hint(keys[name], name)}. {note}".rstrip())
         if row["sha256"] is None and not cfg["allow_unverified_downloads"]:
             raise PlanError(
                 f"{head} The workflow can download it ({archive} from {row['url']}), but {checksums} "
@@ -269,5 +306,22 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
         bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
         downloads_dir=cfg["downloads"]["dir"],
     )
+    check_inside_results(plan, cfg, sources)
     check_data(plan, cfg, keys, sources)
     return plan
+
+
+def check_inside_results(plan: Plan, cfg: Mapping, sources: str = "") -> None:
+    """Every path the plan writes lies inside <results_dir>/<name>/, itself inside results_dir."""
+    root = cfg["results_dir"]
+    if not _inside(plan.results, root) or os.path.normpath(plan.results) == os.path.normpath(root):
+        raise PlanError(f"config key 'name' ({sources}): {cfg['name']!r} does not name a folder inside "
+                        f"results_dir {root!r}")
+    paths = (plan.all_evaluations() + plan.all_weights() + plan.all_complexity()
+             + [plan.dataset_json(d) for d in plan.datasets]
+             + [plan.trained_variant_file(v) for v in plan.variants]
+             + [plan.demo_dir(), plan.workflow_config(), plan.report_index()])
+    for path in paths:
+        if not _inside(path, plan.results):
+            raise PlanError(f"config ({sources}): the output {path} would lie outside {plan.results}; "
+                            "check the config's name, variant and dataset names")

@@ -119,6 +119,14 @@ def _locate(ref: str, relative_to: Path | None) -> Path | str:
     raise ConfigError(f"unknown variant {ref!r}" + (f" (registered: {known})" if known else ""))
 
 
+def _locate_base(ref: str, relative_to: Path | None, source: str) -> Path | str:
+    """`_locate` for a `_base_` value: an unknown base names the file that refers to it and the key."""
+    try:
+        return _locate(ref, relative_to)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: key '_base_': {exc}") from None
+
+
 def _load(ref: Path | str, chain: tuple) -> dict:
     if ref == PAPER_BASE:
         from .paper import PAPER_DESCRIPTION, PAPER_MODEL
@@ -140,7 +148,7 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
     validate_variant_dict(data, str(path))
     model: dict = {}
     if "_base_" in data:
-        base = _load(_locate(data["_base_"], path.parent), chain + (path,))
+        base = _load(_locate_base(data["_base_"], path.parent, str(path)), chain + (path,))
         model = base["model"]
     model.update(copy.deepcopy(data.get("model", {})))
     return {"description": data.get("description", ""), "model": model}
@@ -170,7 +178,7 @@ def resolve_variant(variant: str | os.PathLike | Mapping[str, Any], **overrides:
         validate_variant_dict(data, "<mapping>")
         model: dict = {}
         if "_base_" in data:
-            model = _load(_locate(data["_base_"], None), ())["model"]
+            model = _load(_locate_base(data["_base_"], None, "<mapping>"), ())["model"]
         model.update(copy.deepcopy(data.get("model", {})))
         resolved = {"name": data.get("name", "custom"), "description": data.get("description", ""),
                     "source": "<mapping>", "model": model}

@@ -5,8 +5,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from msnlan.config import config_schema, validate_config
 from msnlan.data.demo import DEMO_SETS
@@ -122,14 +124,20 @@ def test_paper_config_without_data_explains_how_to_get_it(tmp_path, monkeypatch)
     with pytest.raises(PlanError) as exc:
         make_plan(cfg, "config/paper.yaml")
     text = str(exc.value)
-    assert "data/DIV2K_train_HR" in text and "does not exist" in text
-    assert "allow_unverified_downloads=True" in text and "records no sha256" in text
+    # DIV2K's sums are recorded (downloadable); the EDSR benchmark pack's are not
+    assert "data/benchmark/Set5" in text and "does not exist" in text
+    assert "allow_unverified_downloads=True" in text and "records no sha256 for benchmark.tar" in text
+    (tmp_path / "data" / "benchmark" / "Manga109" / "HR").mkdir(parents=True)  # given on request only
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "data/benchmark/Manga109/HR/a.png")
+    plan = make_plan({**cfg, "allow_unverified_downloads": True}, "config/paper.yaml")
+    assert plan.needs_archive["DIV2K_train"] == "DIV2K_train_HR.zip"
+    assert plan.archives["DIV2K_train_HR.zip"]["bytes"] == 3_530_603_713
 
 
 def test_checksums_table_is_checked(tmp_path):
     table = tmp_path / "sums.tsv"
     table.write_text("archive\turl\tsha256\tprovides\tnote\na.tar\thttps://x/a.tar\tunknown\ta/A, a/B\tn\n")
-    assert read_checksums(table) == {"a.tar": {"url": "https://x/a.tar", "sha256": None,
+    assert read_checksums(table) == {"a.tar": {"url": "https://x/a.tar", "sha256": None, "bytes": None,
                                                "provides": ["a/A", "a/B"], "note": "n"}}
     table.write_text("archive\turl\tsha256\tprovides\tnote\na.tar\thttps://x/a.tar\tabc\ta\t\n")
     with pytest.raises(PlanError, match=r"sums.tsv: data row 1 \(a.tar\): sha256 'abc'"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..checks import check_scale
+from ..checks import check_output_path, check_scale
 
 
 def register(sub) -> None:
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise ConfigError(f"--warmup must be at least 0, got {args.warmup}")
     check_scale(args.scale, supported=None, what="--scale")
+    check_output_path(args.out, {"variant file": args.variant}, "--out")
     result = measure_complexity(args.variant, args.scale, device=args.device, runs=args.runs,
                                 warmup=args.warmup, runtime=not args.no_runtime,
                                 runtime_size=_runtime_size(args.runtime_size),

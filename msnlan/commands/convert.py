@@ -18,7 +18,10 @@ def run(args) -> int:
     from ..models.network import build_model
     from ..training.checkpoint import FORMAT_VERSION, WEIGHTS_FORMAT, load, save
 
+    from ..checks import check_output_path
+
     src, out = Path(args.authors), Path(args.out)
+    check_output_path(out, {"authors' checkpoint": src}, "OUT.pt")
     raw = load(src)  # torch.load(weights_only=True); unreadable files raise CheckpointError
     try:
         state = convert_authors_checkpoint(raw, args.scale)

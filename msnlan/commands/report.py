@@ -23,7 +23,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checks import check_output_path
     from ..report.render import build_report
+
+    check_output_path(args.out, {"--config": args.config, "--published": args.published}, "--out")
 
     out = build_report(args.results, args.config, args.out, published=args.published,
                        visual_images=args.visual_images, compete=args.compete, no_visuals=args.no_visuals)

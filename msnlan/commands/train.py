@@ -20,6 +20,10 @@ def register(sub) -> None:
                    help="override a preset key, e.g. --set lr=1e-4 --set model.n_feats=32 (repeatable)")
     p.add_argument("--restart", action="store_true",
                    help="move an existing RUN_DIR aside (RUN_DIR.old-<time>) and start afresh")
+    p.add_argument("--resume-with", dest="resume_with", action="append", default=[], metavar="KEY=VALUE",
+                   help="continue from RUN_DIR/last.pt with a changed optimizer setting (lr, betas, eps, "
+                        "weight_decay, milestones, gamma), e.g. after a divergence: --resume-with lr=2e-5; "
+                        "recorded in RUN_DIR/config.yaml (resumed_with); repeatable")
     p.set_defaults(func=run)
 
 
@@ -27,5 +31,6 @@ def run(args) -> int:
     from ..training.engine import train
 
     train(args.variant, args.scale, args.train_data, args.val_data, args.out, preset=args.preset,
-          overrides=args.overrides, init_from=args.init_from, device=args.device, restart=args.restart)
+          overrides=args.overrides, init_from=args.init_from, device=args.device, restart=args.restart,
+          resume_with=args.resume_with)
     return 0

@@ -220,9 +220,10 @@ class ArrayCache:
             return None
 
     def put(self, key: str, array: np.ndarray) -> None:
+        buffer = io.BytesIO()  # numpy reports a short write without its reason; a plain write names it
+        np.save(buffer, array, allow_pickle=False)
         with atomic_path(self._path(key)) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, array, allow_pickle=False)
+            tmp.write_bytes(buffer.getbuffer())
 
 
 @lru_cache(maxsize=None)
@@ -374,6 +375,39 @@ def load_dataset(path: str | os.PathLike, scale: int, *, cache_dir: str | os.Pat
 MANIFEST_COLUMNS = ("file", "sha256", "width", "height", "mode")
 
 
+def dataset_files(path: str | os.PathLike, scale: int) -> dict[str, str]:
+    """{file relative to the dataset folder: sha256} of every image a load at `scale` reads (HR and
+    given LR). A prepared folder stands for its source: its manifest may predate an edit of the source."""
+    scale = _check_scale(scale)
+    path = Path(path)
+    if (path / PREPARED_MARKER).is_file():
+        path = Path(read_prepared_info(path)["source"])
+    src = detect_layout(path)
+    files = list(src.hr_files)
+    lr_folder = src.lr_dir(scale)
+    if lr_folder is not None and lr_folder.is_dir():
+        files += [_find_lr_file(lr_folder, f, scale, src.lr_name_patterns) for f in src.hr_files]
+    return {f.relative_to(src.root).as_posix(): file_sha256(f) for f in files}
+
+
+def files_fingerprint(files: dict[str, str]) -> str:
+    """One sha256 over a set's file list (relative path and content hash of each file)."""
+    text = "".join(f"{name}\t{sha}\n" for name, sha in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> str:
+    """'changed: a.png; added: b.png; removed: c.png' (the parts that apply, 'none' if equal)."""
+    parts = []
+    for label, names in (("changed", [n for n in before if n in after and before[n] != after[n]]),
+                         ("added", [n for n in after if n not in before]),
+                         ("removed", [n for n in before if n not in after])):
+        if names:
+            names = sorted(names)
+            parts.append(f"{label}: {', '.join(names[:10])}{f' and {len(names) - 10} more' if len(names) > 10 else ''}")
+    return "; ".join(parts) or "none"
+
+
 def prepare_dataset(src: str | os.PathLike, out_dir: str | os.PathLike, scales, *,
                     drop_alpha: bool = False) -> dict:
     """Check and cache a dataset once: manifest, decoded-array cache, generated LR images.
@@ -391,15 +425,20 @@ def prepare_dataset(src: str | os.PathLike, out_dir: str | os.PathLike, scales, 
     if not scales:
         raise DataError("prepare_dataset: give at least one scale")
     layout = detect_layout(src_path)
-    if out_dir.resolve() in (layout.root, *{f.parent for f in layout.hr_files}):
-        raise DataError(f"{out_dir}: the output folder must not be the dataset's own folder")
+    from ..checks import check_output_path
+    from ..metrics import check_evaluable
+
+    check_output_path(out_dir, {"dataset folder": layout.root,
+                                "HR folder": layout.hr_files[0].parent}, "--out")
     (out_dir / PREPARED_MARKER).unlink(missing_ok=True)  # not complete until rewritten
     cache = ArrayCache(out_dir / CACHE_DIR_NAME)
     records: dict[Path, _FileRecord] = {}
     lr_info: dict[str, str] = {}
     for s in scales:
         sources = set()
-        for pair in _iter_pairs(layout, s, cache=cache, drop_alpha=drop_alpha, records=records):
+        for hr_file, pair in zip(layout.hr_files, _iter_pairs(layout, s, cache=cache, drop_alpha=drop_alpha,
+                                                              records=records)):
+            check_evaluable(pair.hr.shape, s, f"{hr_file}")
             sources.add(pair.lr_source if pair.lr_source == LR_GENERATED
                         else "given: " + str(Path(pair.lr_source[len("given: "):]).parent))
             if pair.lr_source == LR_GENERATED:

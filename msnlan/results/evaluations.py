@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..io_utils import write_json_atomic, write_text_atomic
+from ..io_utils import write_json_atomic, write_text_atomic, writing
 from ..metric_registry import metric_names, registered_metrics
 from . import layout
 from .files import numeric_column, read_csv_checked, read_json
@@ -58,6 +59,62 @@ def write_protocol(csv_path: str | os.PathLike, protocol: dict) -> Path:
     path = layout.protocol_json(csv_path)
     write_json_atomic(path, protocol)
     return path
+
+
+class PartialEval:
+    """The rows of an evaluation in progress, one JSON line per image as it is done.
+
+    The first line is the evaluation's identity (what decides the numbers: images, weights,
+    protocol). A later run of the same evaluation takes the finished rows from it and skips those
+    images; with any other identity it starts over. A line cut short by a kill is ignored. The file
+    is removed once the CSV and protocol are written.
+    """
+
+    def __init__(self, csv_path: str | os.PathLike, identity: dict):
+        self.path = layout.partial_eval(csv_path)
+        self.identity = json.loads(json.dumps(identity, default=str))  # as it reads back
+        self._file = None
+
+    def earlier_rows(self) -> tuple[list[dict], str | None]:
+        """(rows of an interrupted run of this same evaluation, why they are not used or None)."""
+        if not self.path.is_file():
+            return [], None
+        lines = self.path.read_text().split("\n")
+        try:
+            head = json.loads(lines[0])
+        except json.JSONDecodeError:
+            return [], f"{self.path} is unreadable"
+        if head != self.identity:
+            keys = sorted(k for k in set(head) | set(self.identity) if head.get(k) != self.identity.get(k))
+            return [], f"{self.path} was written for another evaluation (differs in: {', '.join(keys)})"
+        rows = []
+        for line in lines[1:-1]:  # the last element follows the final newline (or is a cut line)
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows, None
+
+    def start(self, rows: list[dict]) -> None:
+        """Rewrite the file with the identity and `rows`, then keep it open for appending."""
+        text = "".join(json.dumps(x) + "\n" for x in [self.identity, *rows])
+        write_text_atomic(self.path, text)
+        with writing(self.path):
+            self._file = open(self.path, "a")
+
+    def append(self, row: dict) -> None:
+        with writing(self.path):
+            self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -60,6 +60,21 @@ def protocol_json(csv_path: PathLike) -> Path:
     return p.with_name(f"{stem}.protocol.json")
 
 
+def partial_eval(csv_path: PathLike) -> Path:
+    """RESULTS.csv -> .RESULTS.partial.jsonl beside it: the rows of an unfinished evaluation
+    (hidden: readers of the results folder skip names starting with ".")."""
+    p = Path(csv_path)
+    stem = p.name[:-4] if p.name.endswith(".csv") else p.name
+    return p.with_name(f".{stem}.partial.jsonl")
+
+
+def partial_images(csv_path: PathLike) -> Path:
+    """RESULTS.csv -> .RESULTS.partial-images/ beside it: SR images of an unfinished evaluation."""
+    p = Path(csv_path)
+    stem = p.name[:-4] if p.name.endswith(".csv") else p.name
+    return p.with_name(f".{stem}.partial-images")
+
+
 def sr_images_dir(results: PathLike, method: str, scale, benchmark: str) -> Path:
     return Path(results) / "images" / method / f"x{scale}" / benchmark
 

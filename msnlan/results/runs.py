@@ -1,9 +1,11 @@
 """A training run folder runs/<variant>/x<s>/: config.yaml, environment.json, log.csv, final.pt.
 
-config.yaml (written once by `msnlan train`, layout RUN_CONFIG_KEYS):
+config.yaml (written by `msnlan train` when the run starts, layout RUN_CONFIG_KEYS):
   variant: the resolved variant ({'name', 'description', 'source', 'model': {...}})
   scale, preset: {'name', 'source', 'description'}, training: the preset's settings
-  data: {'train', 'val'}, init_from
+  data: {'train', 'val', 'train_fingerprint', 'val_fingerprint'}, init_from
+  resumed_with (optional, appended by `msnlan train --resume-with`): optimizer changes made when continuing
+data_files.tsv: set, file, sha256 of every training and validation file (the fingerprints' detail).
 environment.json: versions, git commit, device of the latest session and `sessions` (all of them);
   optional `attention_form` (OPTIONAL_ENVIRONMENT_KEYS).
 log.csv: LOG_COLUMNS, one row per logged iteration; val_psnr empty where not validated.
@@ -21,7 +23,7 @@ import pandas as pd
 import yaml
 
 from ..errors import DataError
-from ..io_utils import write_json_atomic, write_text_atomic
+from ..io_utils import write_json_atomic, write_text_atomic, writing
 from . import layout
 from .files import numeric_column, read_csv_checked, read_json, read_yaml
 
@@ -29,6 +31,9 @@ RUN_CONFIG = "config.yaml"
 ENVIRONMENT = "environment.json"
 LOG = "log.csv"
 RUN_CONFIG_KEYS = ("variant", "scale", "preset", "training", "data", "init_from")
+#: optional config.yaml key: the optimizer changes of `msnlan train --resume-with`, in order
+#: ([{'iteration', 'settings', 'date'}]; the run continued from last.pt at `iteration` with `settings`)
+RESUMED_WITH = "resumed_with"
 OPTIONAL_ENVIRONMENT_KEYS = {"attention_mode": str, "attention_form": str}
 LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr", "seconds", "images_per_s")
 LOG_HEADER = ",".join(LOG_COLUMNS) + "\n"
@@ -53,6 +58,35 @@ def read_run_config(path: Path) -> dict:
         if not isinstance(data[key], Mapping):
             raise DataError(f"{path}: key {key!r} must be a mapping, got {type(data[key]).__name__}")
     return data
+
+
+# ---- data_files.tsv: the training and validation files the run read, with their sha256 ----
+
+DATA_FILES = "data_files.tsv"
+
+
+def write_data_files(run_dir: str | os.PathLike, sets: Mapping[str, Mapping[str, str]]) -> Path:
+    """One row per file: set (train, val), file (relative to its dataset folder), sha256."""
+    path = Path(run_dir) / DATA_FILES
+    rows = ["set\tfile\tsha256"] + [f"{name}\t{f}\t{sha}" for name, files in sets.items()
+                                     for f, sha in sorted(files.items())]
+    write_text_atomic(path, "\n".join(rows) + "\n")
+    return path
+
+
+def read_data_files(path: Path) -> dict[str, dict[str, str]]:
+    """{set: {file: sha256}} of a data_files.tsv (DataError naming the line if malformed)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    out: dict[str, dict[str, str]] = {}
+    for i, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataError(f"{path}: line {i}: expected set, file, sha256 separated by tabs")
+        out.setdefault(fields[0], {})[fields[1]] = fields[2]
+    return out
 
 
 # ---- environment.json ----
@@ -114,11 +148,13 @@ class LogWriter:
         self.path = Path(path)
         if not self.path.is_file():
             write_text_atomic(self.path, LOG_HEADER)
-        self._file = open(self.path, "a", buffering=1)
+        with writing(self.path):
+            self._file = open(self.path, "a", buffering=1)
 
     def write(self, *row) -> None:
-        self._file.write(format_log_row(*row))
-        self._file.flush()
+        with writing(self.path):
+            self._file.write(format_log_row(*row))
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()

@@ -5,9 +5,11 @@ torch.load(weights_only=True); files are written to a temp file, fsynced and ren
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,10 +27,16 @@ FORMAT_VERSION = 1
 
 
 def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """torch.save through a temp file beside `path`, flushed to disk before the rename."""
+    """torch.save through a temp file beside `path`, flushed to disk before the rename.
+
+    The bytes are made in memory first: torch's zip writer reports a full disk as an unexplained
+    RuntimeError, whereas a plain write raises the OSError that names the reason (WriteError).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
 
@@ -42,8 +50,25 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
             OSError, KeyError, AttributeError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read (truncated, corrupt or not a "
-                              f"weights-only torch file): {type(exc).__name__}: {str(exc)[:300]}") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read: {load_failure_reason(exc)}. {ACCEPTED}") from None
+
+
+#: what `load` reads, for error messages
+ACCEPTED = ("Accepted are files written by torch.save holding only tensors and plain Python values: msnlan's "
+            "final.pt, last.pt or best.pt, the authors' released checkpoints, or a state_dict")
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """The reason torch.load failed, without torch's advice to load with weights_only=False (which
+    would run whatever code the file holds)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # weights-only refusal: the reason follows torch's two paragraphs of advice
+        text = text.split(marker, 1)[1]
+        text = re.split(r"\.\s+Please use|\n", text.strip(), maxsplit=1)[0]
+        return f"it holds a Python object that a weights-only load does not run ({text.strip().rstrip('.')})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def load_train_state(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

@@ -4,8 +4,10 @@ One iteration: a batch of random aligned patch pairs (data.PatchSampler), forwar
 under bf16 autocast), L1 loss, Adam step, MultiStepLR step. Every `checkpoint_interval`
 iterations the whole state (weights, optimizer, scheduler, sampler, RNGs, log accumulators) goes
 to last.pt, atomically; re-running the same command continues from it. Non-finite losses are
-checked at each log row / validation / checkpoint, before anything is saved, so a diverged run
-stops with an error naming the first bad iteration and keeps its last good checkpoint.
+checked at each log row / validation / checkpoint, and a checkpoint is written only from a finite
+state (msnlan.training.divergence), so a diverged run stops with an error naming the first bad
+iteration and the checkpoints that exist; `--resume-with` continues from last.pt with changed
+optimizer settings (msnlan.training.resume_with).
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_scale
+from ..checks import check_output_path, check_scale
 from ..errors import ConfigError, DataError, MsnlanError
+from ..io_utils import writing
 from ..models.msnlab import select_attention
 from ..models.network import count_parameters
 from ..results.runs import ENVIRONMENT, LogWriter, read_environment, truncate_log, write_environment
@@ -33,12 +36,15 @@ from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
 from .gpu_lease import claim_device
 from .presets import load_preset, trained_variant
 from .progress import Progress
-from .run_dir import build_config, config_differences, prepare_run_dir
+from .divergence import TrainingDiverged, check_finite_state, stop_message
+from .resume_with import pending_changes, resume_changes
+from .run_dir import build_config, check_run_dir, config_differences, prepare_run_dir, record_resume_with
 from .validation import load_validation_pairs, validate
 
 
-class TrainingDiverged(MsnlanError):
-    """The loss became NaN or Inf."""
+def _hint(optimizer) -> str:
+    """The --resume-with advice of a divergence message: a tenth of the learning rate in use."""
+    return f"--resume-with lr={optimizer.param_groups[0]['lr'] / 10:.3g}"
 
 
 @contextlib.contextmanager
@@ -69,7 +75,8 @@ def _lock_run_dir(run_dir: Path) -> None:
     key = (st.st_dev, st.st_ino)
     if key in _RUN_LOCKS:
         return
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    with writing(run_dir / ".lock"):
+        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -140,13 +147,16 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
 def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os.PathLike,
           val_data: str | os.PathLike, out: str | os.PathLike, *, preset: str | os.PathLike = "paper",
           overrides: Mapping[str, Any] | Iterable[str] = (), init_from: str | os.PathLike | None = None,
-          device: str = "auto", restart: bool = False, stream=None, gpu_count: int | None = None) -> dict:
+          device: str = "auto", restart: bool = False, stream=None, gpu_count: int | None = None,
+          resume_with: Mapping[str, Any] | Iterable[str] = ()) -> dict:
     """Train `variant` at `scale` into RUN_DIR `out`; returns a summary dict (status, final path, PSNRs).
 
     Re-running with the same arguments resumes from last.pt (or returns at once if final.pt
     exists); other arguments for an existing RUN_DIR raise ConfigError unless `restart`.
-    `overrides` are preset keys ('lr=1e-4', 'model.n_feats=32'); `gpu_count` overrides the number
-    of leasable GPUs (tests).
+    `overrides` are preset keys ('lr=1e-4', 'model.n_feats=32'); `resume_with` changes optimizer
+    settings (RESUMABLE_KEYS) when continuing from last.pt, recorded in config.yaml; `gpu_count`
+    overrides the number of leasable GPUs (tests). Everything that can be checked (arguments,
+    data, patch size, --init-from) is checked before the run folder is written.
     """
     stream = stream or sys.stderr
 
@@ -162,34 +172,62 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
     resolved = trained_variant(variant, preset_info)
     if init_from is not None and not Path(init_from).is_file():
         raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
-    config = build_config(resolved, scale, preset_info, train_data, val_data, init_from)
+    changes = resume_changes(resume_with, settings, preset_info["source"])
+    check_output_path(out, {"--train-data": train_data, "--val-data": val_data, "--init-from": init_from,
+                            "preset file": preset_info["source"], "variant file": resolved["source"]}, "--out")
+    from ..data.datasets import dataset_files, files_fingerprint
+
+    data_files = {"train": dataset_files(train_data, scale), "val": dataset_files(val_data, scale)}
+    config = build_config(resolved, scale, preset_info, train_data, val_data, init_from,
+                          {k: files_fingerprint(v) for k, v in data_files.items()})
     run_dir = Path(out)
     try:
         if run_dir.is_dir():
             _lock_run_dir(run_dir)  # refuse while another process trains this run
-        status = prepare_run_dir(run_dir, config, restart, say)
-        _lock_run_dir(run_dir)  # after --restart this is a fresh folder
+        status = check_run_dir(run_dir, config, restart, data_files)
+        if changes and status != "resume":
+            raise ConfigError(f"--resume-with continues a run from its last.pt, but {run_dir} "
+                              + ("is finished (final.pt exists)" if status == "finished" else "has no last.pt")
+                              + "; to train with other settings from the start use --set (and --restart)")
         if status == "finished":
             say(f"{run_dir / 'final.pt'} exists: the run is finished")
             return _final_summary(run_dir, status)
+        data = _load_data(config, int(scale), settings, say)  # fails here, before the run folder is written
+        if init_from is not None:
+            ckpt.load_pretrained(ckpt.build_network(resolved, scale), init_from, resolved)
+        lease = claim_device(device, count=gpu_count)  # an unusable --device also fails before any write
+        say(lease.message)
+        status = prepare_run_dir(run_dir, config, restart, say, data_files)
+        _lock_run_dir(run_dir)  # after --restart this is a fresh folder
+        if changes:
+            entry = record_resume_with(run_dir, ckpt.load_train_state(run_dir / "last.pt")["iteration"], changes)
+            say(f"--resume-with: continuing from last.pt (iteration {entry['iteration']}) with "
+                + ", ".join(f"{k}={v}" for k, v in changes.items()) + f" (recorded in {run_dir / 'config.yaml'})")
         for stale in run_dir.glob(".*.tmp"):  # temp files of a killed session's interrupted writes
             if stale.name.split(".")[1] in ("last", "best", "final", "log", "environment"):
                 stale.unlink(missing_ok=True)
 
-        lease = claim_device(device, count=gpu_count)
-        say(lease.message)
         dev = torch.device(lease.device)
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         with _determinism(settings["deterministic"], dev):
             return _run(run_dir, status, config, resolved, int(scale), settings, preset_info["name"], dev, lease,
-                        say, stream)
+                        say, stream, data)
     finally:
         _unlock_run_dirs()
 
 
+def _load_data(config: dict, scale: int, s: dict, say) -> tuple[list, list]:
+    """(training images, validation pairs), checked (sizes against the patch, readable images)."""
+    from ..data.datasets import load_dataset
+
+    images = training_images(load_dataset(config["data"]["train"], scale).items, scale, s["patch_size"],
+                             source=f"training data {config['data']['train']}", warn=say)
+    return images, load_validation_pairs(config["data"]["val"], scale, s["val_max_images"])
+
+
 def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s: dict, preset_name: str,
-         dev: torch.device, lease, say, stream) -> dict:
+         dev: torch.device, lease, say, stream, data: tuple[list, list]) -> dict:
     _seed_everything(s["seed"])
     model = ckpt.build_network(resolved, scale).to(dev)
     attention = select_attention(model, s.get("attention_mode", "auto"), dev)
@@ -200,14 +238,11 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sorted(s["milestones"]),
                                                      gamma=s["gamma"])
 
-    from ..data.datasets import load_dataset
-
-    images = training_images(load_dataset(config["data"]["train"], scale).items, scale, s["patch_size"],
-                             source=f"training data {config['data']['train']}", warn=say)
-    val_pairs = load_validation_pairs(config["data"]["val"], scale, s["val_max_images"])
+    images, val_pairs = data
     sampler = PatchSampler(images, scale, s["patch_size"], s["batch_size"], s["seed"], s["augment"])
 
     iteration, best_psnr, best_iteration, last_psnr, elapsed = 0, None, None, None, 0.0
+    resumed_with: list = []
     accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
     init_report: dict = {}
     if status == "resume":
@@ -223,6 +258,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
         ckpt.set_rng_state(state["rng"], dev)
+        resumed_with = pending_changes(run_dir, state, optimizer, scheduler, say)
         iteration, elapsed = int(state["iteration"]), float(state["elapsed_s"])
         best_psnr, best_iteration, last_psnr = state["best_val_psnr"], state["best_iteration"], state["last_val_psnr"]
         accum = dict(state["log_accum"])
@@ -254,7 +290,8 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "sampler": source.state_dict(), "rng": ckpt.rng_state(dev),
                 "best_val_psnr": best_psnr, "best_iteration": best_iteration, "last_val_psnr": last_psnr,
-                "elapsed_s": time.monotonic() - session_start, "log_accum": dict(accum)}
+                "elapsed_s": time.monotonic() - session_start, "log_accum": dict(accum),
+                "resumed_with": resumed_with}
 
     model.train()
     try:
@@ -274,10 +311,8 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                 losses = torch.stack(pending).double().cpu().tolist()
                 for k, value in enumerate(losses):
                     if not np.isfinite(value):
-                        raise TrainingDiverged(
-                            f"loss is {value} at iteration {first_pending + k} ({run_dir}); stopped. The last "
-                            f"good checkpoint, {run_dir / 'last.pt'}, is kept; lower the lr (--set lr=...) "
-                            "and use --restart, or resume to retry")
+                        raise TrainingDiverged(stop_message(run_dir, f"loss is {value} at iteration {first_pending + k}",
+                                                            _hint(optimizer)))
                 accum["loss_sum"] += sum(losses)
                 accum["count"] += len(losses)
                 pending, first_pending = [], iteration + 1
@@ -288,6 +323,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                 val_psnr = last_psnr = validate(model, val_pairs, scale)
                 model.train()
                 if best_psnr is None or val_psnr > best_psnr:
+                    check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, run_dir, _hint(optimizer))
                     best_psnr, best_iteration = val_psnr, iteration
                     ckpt.save(state_dict(iteration), run_dir / "best.pt")
             if do_log:
@@ -300,6 +336,7 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                                    f"(best {best_psnr:.3f} at {best_iteration})")
                 accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
             if do_ckpt:
+                check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, run_dir, _hint(optimizer))
                 ckpt.save(state_dict(iteration), run_dir / "last.pt")
     finally:
         log.close()

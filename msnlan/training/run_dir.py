@@ -10,15 +10,24 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import ConfigError, DataError
-from ..results.runs import ENVIRONMENT, LOG, RUN_CONFIG, read_run_config, write_run_config
+from ..io_utils import ensure_writable_dir, writing
+from ..results.runs import (DATA_FILES, ENVIRONMENT, LOG, RESUMED_WITH, RUN_CONFIG, read_data_files, read_run_config,
+                            write_data_files, write_run_config)
 
 RUN_FILES = (RUN_CONFIG, "last.pt", "best.pt", "final.pt", LOG, ENVIRONMENT)
-#: where these differ the run is still the same run (descriptions, file locations of the same settings)
-IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description")
+#: where these differ the run is still the same run (descriptions, file locations of the same settings;
+#: `resumed_with`, the optimizer changes made when continuing it, is its history, not its identity)
+IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description", RESUMED_WITH)
+#: config keys holding each data set's fingerprint (msnlan.data.datasets.files_fingerprint)
+FINGERPRINT_KEYS = {"train": "data.train_fingerprint", "val": "data.val_fingerprint"}
 
 
-def build_config(variant: Mapping, scale: int, preset: Mapping, train_data, val_data, init_from) -> dict:
-    """Everything that decides the trained weights, as plain YAML-able data."""
+def build_config(variant: Mapping, scale: int, preset: Mapping, train_data, val_data, init_from,
+                 fingerprints: Mapping[str, str] | None = None) -> dict:
+    """Everything that decides the trained weights, as plain YAML-able data.
+
+    `fingerprints` ({'train': ..., 'val': ...}) record what the data sets contain, so that a resume
+    notices replaced images."""
     def absolute(p):
         return None if p is None else str(Path(p).resolve())
 
@@ -27,7 +36,8 @@ def build_config(variant: Mapping, scale: int, preset: Mapping, train_data, val_
         "scale": int(scale),
         "preset": {"name": preset["name"], "source": preset["source"], "description": preset.get("description", "")},
         "training": dict(preset["settings"]),
-        "data": {"train": absolute(train_data), "val": absolute(val_data)},
+        "data": {"train": absolute(train_data), "val": absolute(val_data),
+                 **{f"{k}_fingerprint": v for k, v in (fingerprints or {}).items()}},
         "init_from": absolute(init_from),
     }
     return normalize(config)
@@ -73,15 +83,31 @@ def move_aside(run_dir: Path) -> Path:
     while target.exists():
         n += 1
         target = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
-    os.replace(run_dir, target)
+    with writing(target):
+        os.replace(run_dir, target)
     return target
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool = False, say=print) -> str:
-    """Make RUN_DIR ready for `config`; returns 'new', 'resume' or 'finished'.
+def _data_changes(run_dir: Path, config: Mapping, data_files: Mapping | None, diffs: list[str]) -> str:
+    """For a changed data fingerprint: which files changed, from the run's data_files.tsv."""
+    changed = [s for s, key in FINGERPRINT_KEYS.items() if any(d.startswith(key + ":") for d in diffs)]
+    if not changed or data_files is None or not (run_dir / DATA_FILES).is_file():
+        return ""
+    from ..data.datasets import changed_files
 
-    An existing run with another config is refused (ConfigError naming the differing keys) unless
-    `restart`, which moves it aside first; so does an existing folder with run files but no config.
+    recorded = read_data_files(run_dir / DATA_FILES)
+    parts = [f"{s} data {config['data'][s]}: {changed_files(recorded.get(s, {}), data_files.get(s, {}))}"
+             for s in changed]
+    return (" The data changed since the run started (" + "; ".join(parts) + "): restore the files it "
+            "trained on, or use --restart.")
+
+
+def check_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool = False,
+                  data_files: Mapping | None = None) -> str:
+    """What `prepare_run_dir` will find, without changing anything: 'new', 'resume' or 'finished'.
+
+    An existing run with another config is refused (ConfigError naming the differing keys, and the
+    changed files where the data changed) unless `restart`; so is a folder with run files but no config.
     """
     run_dir = Path(run_dir)
     has_config = (run_dir / RUN_CONFIG).is_file()
@@ -89,19 +115,47 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool =
         diffs = config_differences(read_config(run_dir), config)
         if diffs:
             raise ConfigError(f"{run_dir / RUN_CONFIG} was written for another configuration; differing "
-                              f"key(s): {'; '.join(diffs)}. Use --restart to move the old run aside and "
-                              "start again, or choose another --out")
+                              f"key(s): {'; '.join(diffs)}.{_data_changes(run_dir, config, data_files, diffs)} "
+                              "Use --restart to move the old run aside and start again, or choose another --out")
     elif not has_config and run_dir.is_dir() and not restart:
         leftovers = [n for n in RUN_FILES if (run_dir / n).exists()]
         if leftovers:
             raise ConfigError(f"{run_dir} holds run files ({', '.join(leftovers)}) but no {RUN_CONFIG}; "
                               "use --restart to move it aside")
+    if restart or not has_config:
+        return "new"
+    if (run_dir / "final.pt").is_file():
+        return "finished"
+    return "resume" if (run_dir / "last.pt").is_file() else "new"
+
+
+def record_resume_with(run_dir: Path, iteration: int, settings: Mapping[str, Any]) -> dict:
+    """Append {'iteration', 'settings', 'date'} to config.yaml's `resumed_with` list; returns the entry."""
+    config = read_config(run_dir)
+    entry = {"iteration": int(iteration), "settings": normalize(settings),
+             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    config[RESUMED_WITH] = list(config.get(RESUMED_WITH) or []) + [entry]
+    write_run_config(run_dir, config)
+    return entry
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool = False, say=print,
+                    data_files: Mapping | None = None) -> str:
+    """Make RUN_DIR ready for `config`; returns 'new', 'resume' or 'finished'.
+
+    Checks as `check_run_dir`; `restart` moves an existing run aside first. A new run gets its
+    config.yaml and, given `data_files` ({set: {file: sha256}}), its data_files.tsv.
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config, restart, data_files)
     if restart and run_dir.is_dir() and any(run_dir.iterdir()):
         say(f"--restart: moved the previous run to {move_aside(run_dir)}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(run_dir)
     if (run_dir / RUN_CONFIG).is_file():
         if (run_dir / "final.pt").is_file():
             return "finished"
         return "resume" if (run_dir / "last.pt").is_file() else "new"
+    if data_files is not None:
+        write_data_files(run_dir, data_files)
     write_run_config(run_dir, config)
     return "new"

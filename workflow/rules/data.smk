@@ -19,8 +19,9 @@ rule demo_data:
 
 
 rule download_archive:
-    """Fetch one archive of the checksums table; refuse it unless its sha256 matches the recorded
-    sum, or no sum is recorded and allow_unverified_downloads is set (the sum is then written)."""
+    """Fetch one archive of the checksums table (continuing an interrupted download); refuse it
+    unless its size and sha256 match the recorded ones, or no sum is recorded and
+    allow_unverified_downloads is set (the sum is then written)."""
     output:
         archive=f"{P.downloads_dir}/archives/{{archive}}",
         sha256=f"{P.downloads_dir}/archives/{{archive}}.sha256",
@@ -34,6 +35,7 @@ rule download_archive:
     params:
         url=lambda wc: archive_row(wc)["url"],
         expected=lambda wc: archive_row(wc)["sha256"] or "unknown",
+        size=lambda wc: archive_row(wc)["bytes"] or "unknown",
         allow_unverified=config["allow_unverified_downloads"],
         checksums=config["downloads"]["checksums"],
     script:
