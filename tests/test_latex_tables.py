@@ -230,3 +230,18 @@ def test_html_offers_each_table_as_tex_and_md(paper_report):
 def test_latex_escape_covers_every_character_the_tables_use():
     for ch in "×–—✓†‡§¶‖♯♭Δ±∞−≥≤·≈≠":
         assert latex_escape(ch).isascii() and "U+" not in latex_escape(ch), ch
+
+
+def test_small_report_tables_compile_and_stay_single_column(tmp_path):
+    """The issue's first case: two benchmarks at x2/x4 (it stopped pdflatex, and ran 240/449 pt wide)."""
+    _need("pdflatex")
+    res = fabricate_results(tmp_path, n_images=2, size=(40, 48), self_ensemble=("msnlan",))
+    cfg = write_config(tmp_path / "config.yaml")
+    out = tmp_path / "o" / "index.html"
+    assert main(["report", "--results", str(res), "--config", str(cfg), "--out", str(out), "--no-visuals"]) == 0
+    files = _tex_files(out)
+    for layout in LAYOUTS:
+        build = compile_tables(files, tmp_path / layout, layout=layout)
+        assert build.returncode == 0 and build.warnings() == [] and build.overfull(1.0) == [], \
+            (layout, build.errors(), build.warnings(), build.overfull(1.0))
+        assert build.tables == 3
