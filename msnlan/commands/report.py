@@ -19,6 +19,11 @@ def register(sub) -> None:
     p.add_argument("--compete", nargs="+", metavar="ROW",
                    help="rows ranked for bold/underline: all (default), measured, published, or method names")
     p.add_argument("--no-visuals", action="store_true", help="skip the visual comparison")
+    p.add_argument("--latex-fit", choices=("shrink", "resize", "natural"),
+                   help="tables/*.tex wider than the line: shrink them to it (default), always resize to the "
+                        "line width, or leave them (overrides the config's report.latex.fit)")
+    p.add_argument("--latex-split-by-scale", action="store_true",
+                   help="one LaTeX float per scale (report.latex.split_by_scale)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +34,8 @@ def run(args) -> int:
     check_output_path(args.out, {"--config": args.config, "--published": args.published}, "--out")
 
     out = build_report(args.results, args.config, args.out, published=args.published,
-                       visual_images=args.visual_images, compete=args.compete, no_visuals=args.no_visuals)
+                       visual_images=args.visual_images, compete=args.compete, no_visuals=args.no_visuals,
+                       latex_fit=args.latex_fit, latex_split_by_scale=args.latex_split_by_scale or None)
     for w in out.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out.html} and {len(out.tables)} table files, {len(out.figures)} figures beside it")

@@ -46,7 +46,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
     notes = Footnotes()
     ref = settings.reference
     single = per_image[~per_image.self_ensemble.astype(bool) & (per_image.method != "bicubic")]
-    columns = [Column("description", "Description", align="l")]
+    columns = [Column("description", "Description", align="l", latex_note=True)]
     columns += [Column(k, label, align="c") for k, label in component_columns()]
     level_pct = f"{settings.level:.0%}"
     for b in benchmarks:
@@ -100,8 +100,7 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
         if rows:
             sections.append(Section(scale_label(s), [RowGroup("", rows)]))
     table = Table("ablation", "Ablation", "Variant", columns, sections)
-    table.caption = (f"Ablation: PSNR (dB) per benchmark and the paired difference to {ref} "
-                     f"(variant − {ref}) with a {level_pct} bootstrap CI over images.")
+    table.caption = f"Ablation: PSNR (dB) and the paired difference Δ to {ref}."
     table.footnotes = [
         ("", f"Δ: mean over images of the per-image PSNR difference (variant − {ref}) on the same images; "
              f"{level_pct} percentile bootstrap CI over images ({settings.resamples:,} resamples, seed "

@@ -102,11 +102,11 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
         elif ns and ns != {std}:
             label = f"{b} (n={ns.pop()} of {std})" if len(ns) == 1 else f"{b} (n≠{std})"
             group_notes.append(notes.marker(
-                f"{b}: our mean is over fewer/other images than the standard {std}; it is NOT comparable "
-                "with published numbers, so published rows are not ranked in this column"))
+                "our mean is over fewer/other images than the standard set (n in the header); it is NOT "
+                "comparable with published numbers, so published rows are not ranked in this column"))
         for m in metrics:
             columns.append(Column(f"{b}/{m.name}", m.label, group=label, group_notes=list(group_notes), ranked=True,
-                                  higher_is_better=m.higher_is_better))
+                                  higher_is_better=m.higher_is_better, joined=True))
 
     sections = []
     for s in scales:
@@ -167,9 +167,10 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
     if missing_pub:
         footer.append(("", f"No published numbers for {', '.join(missing_pub)}: published results exist only "
                            f"for the standard benchmarks ({', '.join(STANDARD_COUNTS)}) under those exact names."))
+    footer.insert(0, ("", "Measured rows are computed from this results folder; published rows are copied "
+                          "from the cited papers."))
     table.footnotes = footer + notes.items() + sources.items()
-    table.caption = ("PSNR (dB) and SSIM on the Y channel; measured rows computed from this results "
-                     "folder, published rows copied from the cited papers.")
+    table.caption = "PSNR (dB) / SSIM on the Y channel."
     return table
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from importlib import resources
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -69,6 +69,15 @@ def table_frame(table: Table) -> pd.DataFrame:
                                        "mark", "notes", "competes"])
 
 
+def table_source(name: str, text: str) -> dict:
+    """A table file as the HTML page offers it beside the table: a download link that carries the
+    file in a data URI (the page stays one self-contained file) and the text to select and copy."""
+    kind = "LaTeX" if name.endswith(".tex") else "Markdown"
+    mime = "text/x-tex" if name.endswith(".tex") else "text/markdown"
+    uri = f"data:{mime};charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return {"name": name, "kind": kind, "uri": uri, "text": text}
+
+
 @dataclass
 class ReportOutput:
     html: Path
@@ -115,8 +124,10 @@ def _resolver(collected: Collected, settings: ReportSettings):
 
 def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | None, out: str | os.PathLike, *,
                  published: str | os.PathLike | None = None, visual_images: Sequence[str] | None = None,
-                 compete: Sequence[str] | None = None, no_visuals: bool = False) -> ReportOutput:
-    """Render the report of `results_dir` to `out` (HTML) and its tables/figures beside it."""
+                 compete: Sequence[str] | None = None, no_visuals: bool = False, latex_fit: str | None = None,
+                 latex_split_by_scale: bool | None = None) -> ReportOutput:
+    """Render the report of `results_dir` to `out` (HTML) and its tables/figures beside it.
+    `latex_fit` and `latex_split_by_scale` override the config's report.latex settings."""
     from .plots import psnr_vs_macs, training_curves
     from .visuals import build_visuals, select_images
 
@@ -126,6 +137,10 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         settings.visual_images = list(visual_images)
     if compete:
         settings.compete = list(compete)
+    if latex_fit is not None:
+        settings.latex = replace(settings.latex, fit=latex_fit)
+    if latex_split_by_scale is not None:
+        settings.latex = replace(settings.latex, split_by_scale=latex_split_by_scale)
     collected = collect(results_dir)
     warnings = list(collected.warnings)
     summary, per_image = collected.summary, collected.per_image
@@ -177,11 +192,13 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
     tables = [t for t in (main, ablation, complexity) if t is not None and t.sections]
     out_dir = out.parent
     written: list[Path] = []
+    sources: dict[str, list[dict]] = {}
     for t in tables:
-        for suffix, text in ((".tex", to_latex(t)), (".md", to_markdown(t))):
+        for suffix, text in ((".tex", to_latex(t, settings.latex)), (".md", to_markdown(t))):
             path = out_dir / "tables" / f"{t.key}{suffix}"
             write_text_atomic(path, text)
             written.append(path)
+            sources.setdefault(t.key, []).append(table_source(path.name, text))
     tidy = {"main.csv": main_table_frame(summary, pub_shown), "ablation.csv": ablation_df,
             "complexity.csv": comp_df, "psnr_vs_macs.csv": scatter_data,
             **{f"{t.key}_cells.csv": table_frame(t) for t in tables}}
@@ -221,6 +238,7 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         "bootstrap": {"resamples": settings.resamples, "seed": settings.seed, "level": settings.level,
                       "reference": settings.reference},
         "table_files": sorted(p.name for p in written),
+        "table_sources": sources,
         "complexity_sources": [str(p) for _, _, p, _ in comp_items],
     }
     html = _environment().get_template(TEMPLATE).render(**context)

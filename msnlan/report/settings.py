@@ -13,6 +13,10 @@ report:
   visual_scales: []          # empty = the largest scale evaluated
   crop_size: null            # HR px; null = about a quarter of the short side (32..96)
   crop_boxes: {}             # "Benchmark/image": [top, left, size] in HR px; others are automatic
+  latex:                     # layout of tables/*.tex (msnlan.report.tables.LatexOptions)
+    fit: shrink              # shrink (only tables wider than the line) | resize (always) | natural
+    split_by_scale: auto     # one float per scale: true | false | auto (tables too long for a page)
+    float: auto              # auto (table* where wider than one column) | table | table*
 ```
 The whole config is checked against the one config schema (msnlan.config); the other keys belong
 to the workflow and are not used here.
@@ -29,6 +33,7 @@ import yaml
 from ..errors import ConfigError
 from ..config import validate_config
 from .crops import CropBox
+from .tables import LatexOptions
 from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
@@ -52,6 +57,7 @@ class ReportSettings:
     visual_scales: list[int] = field(default_factory=list)
     crop_size: int | None = None
     crop_boxes: dict[str, CropBox] = field(default_factory=dict)
+    latex: LatexOptions = field(default_factory=LatexOptions)
 
 
 def parse_settings(data: Mapping | None, source: str = "<config>", path: Path | None = None) -> ReportSettings:
@@ -76,6 +82,7 @@ def parse_settings(data: Mapping | None, source: str = "<config>", path: Path | 
     s.visual_scales = list(rep.get("visual_scales") or [])
     s.crop_size = rep.get("crop_size")
     s.crop_boxes = {name: CropBox(*box) for name, box in (rep.get("crop_boxes") or {}).items()}
+    s.latex = LatexOptions(**(rep.get("latex") or {}))  # keys and values checked by the schema
     return s
 
 
