@@ -121,10 +121,12 @@ def build_ablation_table(per_image: pd.DataFrame, benchmarks: Sequence[str], sca
                  f"{settings.seed}). * and shading: the CI excludes 0, a difference resampling the test images "
                  "does not explain. With fewer than 2 images no CI is given (–).")
     if seeded:
+        seed_list = ", ".join(str(int(k)) for k in sorted(set(single.seed.dropna())))
         table.caption = (f"Ablation: PSNR (dB) per benchmark, mean over training seeds, and the paired difference "
                          f"to {ref} (variant − {ref}) with a {level_pct} two-level bootstrap CI: seeds with "
                          "replacement, then images with replacement, paired by seed and image.")
-        boot_note = (f"PSNR: mean over training seeds of the mean over images. Δ: mean over seeds and images of "
+        boot_note = (f"PSNR: mean over the training seeds ({seed_list}) of the mean over images. Δ: mean over "
+                     "seeds and images of "
                      f"the PSNR difference (variant − {ref}), paired by training seed (each variant's seed-k "
                      f"network against {ref}'s seed-k network) and by image; {level_pct} percentile CI of a "
                      f"two-level bootstrap ({settings.resamples:,} resamples, seed {settings.seed}): each "

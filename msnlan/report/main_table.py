@@ -183,10 +183,11 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
     footer.append(("", _protocol_line(summary)))
     if "n_seeds" in summary.columns:
         seeds = sorted({int(k) for k in summary.n_seeds.dropna()})
-        footer.append(("", f"Trained methods: mean over {'/'.join(map(str, seeds))} training seeds of the mean over "
-                           "images; ± (LaTeX/Markdown) and the HTML hover: standard deviation over seeds (the "
-                           "hover also gives the range). Bicubic has no training and is evaluated once. n on "
-                           "hover: seeds × images."))
+        k = "/".join(map(str, seeds))
+        footer.append(("", f"Trained methods: mean over {k} training seeds of the mean over images, so each of "
+                           f"their numbers rests on {k} seeds × the column's images (n on hover); ± (LaTeX/"
+                           "Markdown) and the HTML hover: standard deviation over seeds (the hover also gives "
+                           "the range). Bicubic has no training and is evaluated once."))
     missing_pub = [b for b in benchmarks if b not in STANDARD_COUNTS]
     if missing_pub:
         footer.append(("", f"No published numbers for {', '.join(missing_pub)}: published results exist only "
