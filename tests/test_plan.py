@@ -204,3 +204,19 @@ def test_recorded_config_reads_back_for_the_report(tmp_path):
     settings = load_settings(path)
     assert (settings.reference, settings.crop_size, settings.benchmarks) == ("no_msnlab", 20, ["DemoA"])
     assert yaml.safe_load(path.read_text()) == cfg
+
+
+def test_demo_seeds_config_is_the_demo_with_three_seeds_and_two_variants():
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    seeds = yaml.safe_load((REPO / "config" / "demo-seeds.yaml").read_text())
+    assert seeds["seeds"] == [1, 2, 3] and seeds["variants"] == ["msnlan", "no_msnlab"]
+    assert "seeds" not in demo                     # the demo itself stays at one seed
+    same = {k: v for k, v in seeds.items() if k not in ("name", "variants", "seeds")}
+    assert same == {k: v for k, v in demo.items() if k not in ("name", "variants")}
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        plan = make_plan(validate_config(seeds, "demo-seeds.yaml"))
+    finally:
+        os.chdir(cwd)
+    assert plan.seeded and len(plan.all_weights()) == 2 * 2 * 3
