@@ -152,9 +152,8 @@ def complexity_options() -> str:
 def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
-    return "--save-images " + shlex.quote(
-        P.sr_images(method, wildcards.scale, wildcards.benchmark, seed_of(wildcards))
-    )
+    folder = P.sr_images(method, wildcards.scale, wildcards.benchmark, seed_of(wildcards))
+    return f"--save-images {shlex.quote(folder)}"
 
 
 def archive_row(wildcards) -> dict:
