@@ -1,9 +1,10 @@
 """The training loop: iteration-based, resumable bit for bit on CPU.
 
-A preset with stages (msnlan.training.stages) runs this loop once per stage (`_run_stages`), each
-in its own folder RUN_DIR/stage<n>/ (last.pt, best.pt, final.pt) and from the previous stage's
-final.pt; log.csv and environment.json stay in RUN_DIR, and RUN_DIR/final.pt, written after the
-last stage, holds the last stage's weights. A one-stage preset trains in RUN_DIR itself.
+A preset with stages (msnlan.training.stages) runs this loop once per stage (the stage loop in
+`train`), each in its own folder RUN_DIR/stage<n>/ (last.pt, best.pt, final.pt) and from the
+previous stage's final.pt; log.csv and environment.json stay in RUN_DIR, and RUN_DIR/final.pt,
+written after the last stage, holds the last stage's weights. A one-stage preset trains in
+RUN_DIR itself.
 
 One iteration: a batch of random aligned patch pairs (data.PatchSampler), forward (optionally
 under bf16 autocast), L1 loss, Adam step, MultiStepLR step. Every `checkpoint_interval`
