@@ -121,10 +121,10 @@ def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | N
                      ax=ax_loss, linewidth=1, estimator=None, errorbar=None)
         if len(loss) and loss.loss.min() > 0 and loss.loss.max() / loss.loss.min() > 20:
             ax_loss.set_yscale("log")
-        for at in starts.get(s, ()):
-            for ax in (ax_val, ax_loss):
-                ax.axvline(at, color="0.35", linestyle="--", linewidth=1, zorder=0)
-            ax_loss.annotate("next stage", (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+        for n, at in enumerate(starts.get(s, ()), start=2):
+            for ax in (ax_val, ax_loss):  # above the grid, below the curves
+                ax.axvline(at, color="0.35", linestyle="--", linewidth=1, zorder=1.5)
+            ax_loss.annotate(f"stage {n}", (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
                              textcoords="offset points", ha="left", va="top", fontsize=8, color="0.35")
         ax_val.set_title(f"validation PSNR ×{s}")
         ax_val.set_ylabel("PSNR (dB)")
