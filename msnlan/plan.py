@@ -53,7 +53,8 @@ class Plan:
     downloads_dir: str
     archives: dict = field(default_factory=dict)   # archive -> checksums row, for missing data
     needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
-    train_stages: int = 1     # stages of the training preset: one `train_stage` job each when > 1
+    train_stages: int = 1     # stages of the training preset
+    job_per_stage: bool = True  # with stages: a `train_stage` job for each but the last
 
     # ---- paths of results: msnlan.results.layout, as strings (wildcards pass through) ----
     def demo_dir(self) -> str:
@@ -320,6 +321,7 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
         benchmarks=list(cfg["benchmarks"]), ensemble_variants=ensemble_variants,
         bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
         downloads_dir=cfg["downloads"]["dir"], train_stages=count_stages(cfg, sources),
+        job_per_stage=bool(cfg["train"]["job_per_stage"]),
     )
     check_inside_results(plan, cfg, sources)
     check_data(plan, cfg, keys, sources)

@@ -253,3 +253,15 @@ def test_plan_counts_the_stages_and_names_their_weights(tmp_path):
     assert one.train_stages == 1
     with pytest.raises(PlanError, match="stages.3.lr"):
         make_plan(tiny_config(tmp_path, train={"preset": "demo", "overrides": {"stages.3.lr": 1.0}}))
+
+
+def test_job_per_stage_off_puts_every_stage_in_the_train_job(tmp_path):
+    from msnlan.plan import make_plan
+
+    from test_plan import tiny_config
+
+    assert make_plan(tiny_config(tmp_path)).job_per_stage is True  # the default: a wall time holds one stage
+    plan = make_plan(tiny_config(tmp_path, train={"preset": "demo", "job_per_stage": False}))
+    assert plan.train_stages == 2 and plan.job_per_stage is False
+    demo = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "config.yaml").read_text())
+    assert demo["train"]["job_per_stage"] is False

@@ -257,6 +257,15 @@ def test_one_stage_preset_plans_no_stage_jobs(dry_workdir):
     assert "--stage" not in output_of(proc) and "stage1" not in output_of(proc)
 
 
+def test_job_per_stage_off_trains_both_stages_in_one_job(dry_workdir):
+    cfg = yaml.safe_load((dry_workdir / "config.yaml").read_text())
+    write_config(dry_workdir, train={**cfg["train"], "job_per_stage": False})
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 2 and "train_stage" not in jobs, jobs
+    assert "--stage" not in output_of(proc)
+
+
 def test_bad_config_fails_dry_run_naming_file_and_key(dry_workdir):
     """The schema and plan checks themselves are tested in-process (test_plan.py); here: that the
     Snakefile runs them and reports the config file and key."""

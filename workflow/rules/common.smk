@@ -116,8 +116,9 @@ def previous_stage(wildcards) -> list:
 
 
 def stages_before_last(wildcards) -> list:
-    """With stages, `train` trains the last one, from the stage before it (a train_stage job)."""
-    if P.train_stages == 1:
+    """With stages and train.job_per_stage, `train` trains the last one, from the stage before it
+    (a train_stage job); otherwise `train` trains every stage."""
+    if P.train_stages == 1 or not P.job_per_stage:
         return []
     return [P.stage_weights(wildcards.variant, wildcards.scale, P.train_stages - 1)]
 

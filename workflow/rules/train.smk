@@ -15,7 +15,9 @@
 # runs/<variant>/x<s>/stage<n>/final.pt, protected), and `train` trains the last stage and writes
 # the run's final.pt (the last stage's weights). One job per stage, rather than all stages in one
 # job, so that the wall time (train.walltime, e.g. SLURM's 3 days) has to hold one stage, not the
-# whole recipe; a job cut by its wall time resumes from the stage's last.pt when rerun.
+# whole recipe; a job cut by its wall time resumes from the stage's last.pt when rerun. With
+# train.job_per_stage false (the CPU demo: one process start per run, not one per stage) the
+# `train` job trains every stage.
 
 
 rule train:
