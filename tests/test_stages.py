@@ -231,7 +231,7 @@ def test_report_reads_the_stages_marks_the_boundary_and_lists_them(data, tmp_pat
     assert stage_boundaries([info]) == {2: [8]}
     row = run_rows([info])[0]
     assert row["patch_size"] == "12 → 16" and row["batch_size"] == 2 and row["iterations"] == 14
-    assert row["stages"][1].startswith("2 (24x24 fine-tuning): 6 it from 8, batch 2, LR patch 16, lr 0.0002")
+    assert row["stages"][1].startswith("2 (20x20 fine-tuning): 6 it from 8, batch 2, LR patch 16, lr 0.0002")
     assert training_curves([info], [2]) != training_curves([RunInfo(**{**info.__dict__, "config": {
         **info.config, "stages": None}})], [2])  # the boundary is drawn
 

@@ -140,7 +140,7 @@ def test_end_to_end_rows_and_report(finished_run):
     assert (results / "workflow_config.yaml").is_file()
     text = html.read_text()
     assert "a dashed vertical line marks where a training stage begins" in text
-    assert "2 (24x24 fine-tuning): 2 it from 4, batch 2, LR patch 16" in text  # the budget table lists stages
+    assert "2 (20x20 fine-tuning): 2 it from 4, batch 2, LR patch 16" in text  # the budget table lists stages
 
 
 @pytest.mark.slow
