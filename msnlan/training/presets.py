@@ -16,7 +16,7 @@ import yaml
 
 from ..checks import validate_with_schema
 from ..errors import ConfigError
-from .preset_schema import PRESET_SCHEMA
+from .preset_schema import PRESET_SCHEMA, STAGE_KEYS
 
 
 def presets_dir() -> Path:
@@ -92,8 +92,6 @@ def apply_overrides(settings: dict, overrides: Mapping[str, Any], source: str) -
 
 def _set_stage_key(settings: dict, key: str, rest: str, value: Any) -> None:
     """--set stages.<n>.<key>=value: one key of stage n (1-based) of a preset that has stages."""
-    from .preset_schema import STAGE_KEYS
-
     number, _, stage_key = rest.partition(".")
     stages = settings.get("stages")
     if not stages:
