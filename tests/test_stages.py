@@ -169,6 +169,21 @@ def test_empty_stage_folder_is_no_leftover_but_stage_checkpoints_are(data, tmp_p
         run(data, out, {"iterations": 2, "stages.2.iterations": 1})
 
 
+def test_resume_with_changes_the_stage_in_progress_only(data, tmp_path):
+    out = tmp_path / "run"
+    run(data, out, until_stage=1)
+    with pytest.raises(ConfigError, match="no stage of .* is in progress"):
+        run(data, out, resume_with=["lr=1e-5"])
+    run(data, out)
+    for name in ("final.pt", "stage2/final.pt"):  # stage 2 back to its last checkpoint (its last iteration)
+        (out / name).unlink()
+    stream = io.StringIO()
+    run(data, out, resume_with=["lr=1e-5"], stream=stream)
+    assert str(out / "stage2" / "last.pt") in stream.getvalue()
+    recorded = yaml.safe_load((out / "config.yaml").read_text())["resumed_with"]
+    assert [e["iteration"] for e in recorded] == [6] and (out / "final.pt").is_file()
+
+
 # --- SIGKILL in either stage ---------------------------------------------------------------------
 
 def _kill_when(proc, condition) -> bool:
