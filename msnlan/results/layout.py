@@ -4,6 +4,7 @@
 data/<dataset>/dataset.json                 prepared dataset (manifest, cache, generated LR beside it)
 demo/<set>/HR/*.png                         the embedded demo sets
 runs/<variant>/x<s>/                        training run: config.yaml, environment.json, log.csv, *.pt
+runs/<variant>/x<s>/stage<n>/               stage n of a preset with stages: last.pt, best.pt, final.pt
 variants/<variant>.yaml                     the trained network as a complete variant file
 eval/<method>/x<s>/<benchmark>.csv          per-image results, with <benchmark>.protocol.json beside it
 images/<method>/x<s>/<benchmark>/<img>.png  saved SR outputs
@@ -43,6 +44,16 @@ def run_dir(results: PathLike, variant: str, scale) -> Path:
 
 def final_weights(results: PathLike, variant: str, scale) -> Path:
     return run_dir(results, variant, scale) / "final.pt"
+
+
+def stage_folder(run: PathLike, stage) -> Path:
+    """Stage `stage` (1-based) of the run folder `run`, for presets with stages."""
+    return Path(run) / f"stage{stage}"
+
+
+def stage_weights(results: PathLike, variant: str, scale, stage) -> Path:
+    """final.pt of one stage; the run's final.pt (final_weights) holds the last stage's weights."""
+    return stage_folder(run_dir(results, variant, scale), stage) / "final.pt"
 
 
 def trained_variant_file(results: PathLike, variant: str) -> Path:

@@ -109,6 +109,20 @@ def init_checkpoint(wildcards) -> list:
     return []
 
 
+def previous_stage(wildcards) -> list:
+    """Stage n > 1 of a preset with stages starts from stage n - 1's final.pt."""
+    n = int(wildcards.stage)
+    return [P.stage_weights(wildcards.variant, wildcards.scale, n - 1)] if n > 1 else []
+
+
+def stages_before_last(wildcards) -> list:
+    """With stages and train.job_per_stage, `train` trains the last one, from the stage before it
+    (a train_stage job); otherwise `train` trains every stage."""
+    if P.train_stages == 1 or not P.job_per_stage:
+        return []
+    return [P.stage_weights(wildcards.variant, wildcards.scale, P.train_stages - 1)]
+
+
 def train_overrides() -> str:
     """train.overrides as `--set key=value` arguments of msnlan train."""
     return " ".join(f"--set {shlex.quote(item)}" for item in train_override_items(config))
