@@ -12,6 +12,12 @@ post-hooks, over the step's wall time.
     python benchmarks/train_throughput.py                              # CPU: demo + paper b2 (auto vs direct)
     python benchmarks/train_throughput.py --configs paper --batches 2 --with-load   # a second training job busy beside it
     python benchmarks/train_throughput.py --device cuda --amp bf16 --configs paper --batches 16 --modes auto,fast,direct
+    python benchmarks/train_throughput.py --configs paper --batches 16 --patch-size 64 --modes auto --iterations 1
+                                                                       # the paper's stage 2: peak memory of a step
+
+Peak memory of a step: on CUDA the allocator's peak; on the CPU the process's resident-set peak
+during the step (msnlan.memory: VmHWM reset before each step), and that peak less the resident
+set before the step (what the step itself adds: activations, gradients, Adam's first moments).
 
 `--with-load` starts a second process that trains the demo network on all cores for the whole
 measurement, as a second workflow job would. OMP_WAIT_POLICY defaults to PASSIVE here, as in the
@@ -36,6 +42,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss  # noqa: E402
 from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
@@ -73,8 +80,8 @@ class BlockTimer:
 def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dict:
     """Model (seed 0), optimizer, scheduler and sampler of one configuration and attention mode."""
     settings = load_preset("demo" if config == "demo" else "paper")["settings"]
-    if config == "paper":  # the paper model at the paper's patch size
-        settings.update(batch_size=batch, patch_size=48)
+    if config == "paper":  # the paper model at the paper's patch size (stage 1; stage 2 fine-tunes at 64)
+        settings.update(batch_size=batch, patch_size=args.patch_size)
     resolved = resolve_variant(args.variant, **settings["model"])
     torch.manual_seed(0)
     model = build_network(resolved, args.scale).to(device)
@@ -118,7 +125,12 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
         for run in runs:  # interleaved: A B A B ...
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            before_kib, resettable = current_rss_kib(), reset_peak_rss()
             dt = one_step(run, device, args, autocast)
+            if device.type == "cpu" and resettable and before_kib is not None:
+                peak = peak_rss_kib()
+                run["cpu_peak_mb"] = max(run.get("cpu_peak_mb", 0), peak / 1024)
+                run["cpu_step_mb"] = max(run.get("cpu_step_mb", 0), (peak - before_kib) / 1024)
             if i >= warmup:
                 run["times"].append(dt)
                 run["block"].append(run["timer"].total)
@@ -138,6 +150,7 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
             "s_per_iteration_min": min(run["times"]), "s_per_iteration_max": max(run["times"]),
             "images_per_s": s["batch_size"] / median, "msnlab_share": share,
             "torch_threads": torch.get_num_threads(), "peak_memory_mb": run.get("peak_mb"),
+            "cpu_peak_rss_mb": run.get("cpu_peak_mb"), "cpu_step_added_mb": run.get("cpu_step_mb"),
         })
     base = results[-1]["s_per_iteration_median"]  # the last mode is the reference (default: direct)
     for r in results:
@@ -148,7 +161,9 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
               f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
               f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "
               f"{r['speedup_vs_' + args.modes[-1]]:.2f}x vs {args.modes[-1]}"
-              + (f"; peak {r['peak_memory_mb']:.0f} MiB" if r["peak_memory_mb"] else ""), flush=True)
+              + (f"; peak {r['peak_memory_mb']:.0f} MiB" if r["peak_memory_mb"] else "")
+              + (f"; CPU peak RSS {r['cpu_peak_rss_mb']:.0f} MiB ({r['cpu_step_added_mb']:.0f} MiB above the RSS "
+                 "before the step)" if r["cpu_peak_rss_mb"] else ""), flush=True)
     if args.profile_steps:
         profile(runs[0], config, args, device, autocast)
     return results
@@ -180,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", default="2", help="paper batch sizes, comma list (default 2)")
     ap.add_argument("--modes", default="auto,direct",
                     help="attention modes, comma list; the last is the reference of the ratio (default auto,direct)")
+    ap.add_argument("--patch-size", type=int, default=48,
+                    help="LR patch of the paper configs (default 48, stage 1; the paper preset's stage 2 uses 64)")
     ap.add_argument("--variant", default="msnlan")
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

@@ -55,6 +55,8 @@ class Plan:
     downloads_dir: str
     archives: dict = field(default_factory=dict)   # archive -> checksums row, for missing data
     needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
+    train_stages: int = 1     # stages of the training preset
+    job_per_stage: bool = True  # with stages: a `train_stage` job for each but the last
 
     # ---- training seeds ----
     @property
@@ -90,6 +92,9 @@ class Plan:
 
     def final_weights(self, variant: str, scale, seed=None) -> str:
         return str(layout.final_weights(self.results, variant, scale, seed))
+
+    def stage_weights(self, variant: str, scale, stage, seed=None) -> str:
+        return str(layout.stage_weights(self.results, variant, scale, stage, seed))
 
     def eval_table(self, method: str, scale, benchmark: str, seed=None) -> str:
         return str(layout.eval_csv(self.results, method, scale, benchmark, seed))
@@ -265,6 +270,17 @@ def _check_layout(src: str, key: str) -> None:
         raise PlanError(f"config key {key}: data folder {src!r} is unusable: {exc}") from None
 
 
+def count_stages(cfg: Mapping, sources: str = "") -> int:
+    """How many training stages the config's preset (with its overrides) has."""
+    from .training.presets import load_preset
+    from .training.stages import resolve_stages
+
+    try:
+        return len(resolve_stages(load_preset(cfg["train"]["preset"], train_override_items(cfg))["settings"]))
+    except MsnlanError as exc:
+        raise PlanError(f"config keys 'train.preset'/'train.overrides' ({sources}): {exc}") from None
+
+
 def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str = "") -> None:
     """Every dataset folder must exist and hold images in a known layout, or be the product of a
     download whose sum we can check.
@@ -343,7 +359,8 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
         benchmarks=list(cfg["benchmarks"]), ensemble_variants=ensemble_variants,
         seeds=list(cfg["seeds"]), preset_seed=int(_preset(cfg, sources)["settings"]["seed"]),
         bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
-        downloads_dir=cfg["downloads"]["dir"],
+        downloads_dir=cfg["downloads"]["dir"], train_stages=count_stages(cfg, sources),
+        job_per_stage=bool(cfg["train"]["job_per_stage"]),
     )
     check_inside_results(plan, cfg, sources)
     check_data(plan, cfg, keys, sources)

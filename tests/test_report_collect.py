@@ -108,7 +108,7 @@ def test_training_budget_read_from_the_training_engines_run_config(tmp_path):
 
     res = fabricate_results(tmp_path, scales=(2,), variants=("msnlan",), benchmarks=("DemoA",), n_images=2,
                             with_runs=False)
-    preset = load_preset("demo", ["iterations=120", "batch_size=4"])
+    preset = load_preset("demo", ["iterations=120", "batch_size=4", "stages=null"])
     run_dir = res / "runs" / "msnlan" / "x2"
     prepare_run_dir(run_dir, build_config(resolve_variant("no_msnlab"), 2, preset, tmp_path, tmp_path, None),
                     say=lambda *_: None)

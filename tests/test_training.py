@@ -23,7 +23,8 @@ from msnlan.training.progress import Progress
 # a network small enough to train a few iterations in well under a second
 TINY = {"model.n_feats": 8, "model.n_resgroups": 2, "model.n_resblocks": 1, "model.patch_sizes": [3],
         "model.reduction": 4, "batch_size": 2, "patch_size": 12, "iterations": 12, "val_interval": 6,
-        "checkpoint_interval": 4, "log_interval": 1, "milestones": [5, 9]}
+        "checkpoint_interval": 4, "log_interval": 1, "milestones": [5, 9],
+        "stages": None}  # one stage: the demo preset's fine-tuning stage is tested in test_stages.py
 
 
 def write_images(folder: Path, n: int, size: int, seed: int, gray: bool = False) -> Path:

@@ -64,7 +64,8 @@ def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 def write_config(workdir: Path, **changes) -> Path:
-    """A tiny config: two variants, x2, demo data, one benchmark, a few training iterations."""
+    """A tiny config: two variants, x2, demo data, one benchmark, a few training iterations in each
+    of the demo preset's two stages (a train_stage job for stage 1, `train` for stage 2)."""
     cfg = {
         "name": "tiny",
         "ablations_dir": str(workdir / "ablations"),
@@ -77,7 +78,8 @@ def write_config(workdir: Path, **changes) -> Path:
             "preset": "demo",
             "overrides": {"iterations": 4, "batch_size": 2, "patch_size": 12, "milestones": [3],
                           "val_interval": 4, "checkpoint_interval": 4, "log_interval": 2,
-                          "val_max_images": 1},
+                          "val_max_images": 1, "stages.2.iterations": 2, "stages.2.patch_size": 16,
+                          "stages.2.milestones": []},
             "threads": 1,
         },
         "evaluate": {"threads": 1},
@@ -127,7 +129,18 @@ def test_end_to_end_rows_and_report(finished_run):
         assert (results / "complexity" / variant / "x2.json").is_file()
         # every rule leaves a benchmark file (wall time, max RSS)
         assert (results / "benchmarks" / "train" / f"{variant}_x2.tsv").is_file()
+        # the two stages: stage 1 by its own job, protected; log rows of both; the run's weights are stage 2's
+        stage1 = results / "runs" / variant / "x2" / "stage1" / "final.pt"
+        assert stage1.is_file() and not stage1.stat().st_mode & 0o222
+        assert (results / "benchmarks" / "train" / f"{variant}_x2_stage1.tsv").is_file()
+        log = (results / "runs" / variant / "x2" / "log.csv").read_text().splitlines()
+        assert log[0].endswith(",stage") and [r.split(",")[-1] for r in log[1:]] == ["1", "1", "2"]
+        stage2 = results / "runs" / variant / "x2" / "stage2" / "final.pt"
+        assert stage2.is_file() and (results / "runs" / variant / "x2" / "final.pt").is_file()
     assert (results / "workflow_config.yaml").is_file()
+    text = html.read_text()
+    assert "a dashed vertical line marks where a training stage begins" in text
+    assert "2 (20x20 fine-tuning): 2 it from 4, batch 2, LR patch 16" in text  # the budget table lists stages
 
 
 @pytest.mark.slow
@@ -165,7 +178,7 @@ def test_editing_a_model_setting_reruns_only_that_variant(finished_run):
     with edited_variant(finished_run, "no_msnlab", lambda d: d.setdefault("model", {}).update(reduction=4)):
         proc = run_snakemake(finished_run, "-n")
         jobs = planned_jobs(proc)
-        assert jobs == {"trained_variant": 1, "train": 1, "evaluate": 1, "complexity": 1,
+        assert jobs == {"trained_variant": 1, "train_stage": 1, "train": 1, "evaluate": 1, "complexity": 1,
                         "collect": 1, "report": 1, "all": 1}, jobs
         for out in planned_outputs(proc):
             assert ("/no_msnlab/" in out or out.endswith("/no_msnlab.yaml")
@@ -196,8 +209,9 @@ def test_new_ablation_file_adds_its_jobs(finished_run):
         proc = run_snakemake(finished_run, "-n")
         jobs = planned_jobs(proc)
         assert jobs.get("train") == 1 and jobs.get("evaluate") == 1 and jobs.get("complexity") == 1, jobs
-        trained = [o for o in planned_outputs(proc) if o.endswith("final.pt")]
-        assert trained == ["results/tiny/runs/wide_reduction/x2/final.pt"]
+        trained = sorted(o for o in planned_outputs(proc) if o.endswith("final.pt"))
+        assert trained == ["results/tiny/runs/wide_reduction/x2/final.pt",
+                           "results/tiny/runs/wide_reduction/x2/stage1/final.pt"]
     finally:
         extra.unlink()
 
@@ -287,7 +301,7 @@ def dry_workdir(tmp_path) -> Path:
 
 def test_dry_run_plans_every_job(dry_workdir):
     jobs = planned_jobs(run_snakemake(dry_workdir, "-n"))
-    assert jobs["train"] == 2 and jobs["complexity"] == 2
+    assert jobs["train"] == 2 and jobs["train_stage"] == 2 and jobs["complexity"] == 2
     assert jobs["evaluate"] == 2 and jobs["evaluate_bicubic"] == 1
     assert jobs["demo_data"] == 1 and jobs["prepare"] == 3
     assert jobs["collect"] == jobs["report"] == 1
@@ -299,11 +313,33 @@ def test_self_ensemble_and_init_from_x2_plan(dry_workdir):
     proc = run_snakemake(dry_workdir, "-n", "-p")
     jobs = planned_jobs(proc)
     assert jobs["train"] == 4                      # x4 and the x2 it starts from, per variant
+    assert jobs["train_stage"] == 4                # their first stages
     assert jobs["evaluate"] == 3                   # msnlan, msnlan+, no_msnlab at x4
     text = output_of(proc)
     assert "--init-from results/tiny/runs/msnlan/x2/final.pt" in text
+    # every job of the x4 run names the x2 weights (its config.yaml records them); stage 1 is a job of its own
+    assert re.search(r"--init-from results/tiny/runs/msnlan/x2/final.pt .*--stage 1 ", text)
     assert re.search(r"evaluate --method results/tiny/variants/msnlan.yaml .*--tile chop --min-pixels 2000 --self-ensemble", text)
     assert "results/tiny/eval/msnlan+/x4/DemoA.csv" in planned_outputs(proc)
+
+
+def test_one_stage_preset_plans_no_stage_jobs(dry_workdir):
+    cfg = yaml.safe_load((dry_workdir / "config.yaml").read_text())
+    cfg["train"]["overrides"] = {k: v for k, v in cfg["train"]["overrides"].items() if not k.startswith("stages.")}
+    write_config(dry_workdir, train={**cfg["train"], "overrides": {**cfg["train"]["overrides"], "stages": None}})
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 2 and "train_stage" not in jobs, jobs
+    assert "--stage" not in output_of(proc) and "stage1" not in output_of(proc)
+
+
+def test_job_per_stage_off_trains_both_stages_in_one_job(dry_workdir):
+    cfg = yaml.safe_load((dry_workdir / "config.yaml").read_text())
+    write_config(dry_workdir, train={**cfg["train"], "job_per_stage": False})
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 2 and "train_stage" not in jobs, jobs
+    assert "--stage" not in output_of(proc)
 
 
 def test_bad_config_fails_dry_run_naming_file_and_key(dry_workdir):

@@ -18,6 +18,9 @@ def register(sub) -> None:
                    help="auto (a free leased GPU, else CPU), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset key, e.g. --set lr=1e-4 --set model.n_feats=32 (repeatable)")
+    p.add_argument("--stage", type=int, metavar="N", dest="until_stage",
+                   help="for a preset with stages: train stages up to N only and stop (the workflow runs one "
+                        "job per stage); RUN_DIR/final.pt is written once the last stage is done")
     p.add_argument("--restart", action="store_true",
                    help="move an existing RUN_DIR aside (RUN_DIR.old-<time>) and start afresh")
     p.add_argument("--resume-with", dest="resume_with", action="append", default=[], metavar="KEY=VALUE",
@@ -32,5 +35,5 @@ def run(args) -> int:
 
     train(args.variant, args.scale, args.train_data, args.val_data, args.out, preset=args.preset,
           overrides=args.overrides, init_from=args.init_from, device=args.device, restart=args.restart,
-          resume_with=args.resume_with)
+          resume_with=args.resume_with, until_stage=args.until_stage)
     return 0

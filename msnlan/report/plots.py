@@ -80,12 +80,24 @@ def _thin(log: pd.DataFrame, points: int = 400) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else log
 
 
-def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | None:
-    """Validation PSNR and training loss vs iteration, one line per variant, one row of panels per scale.
+def stage_boundaries(runs: Sequence[RunInfo]) -> dict[int, list[int]]:
+    """Per scale, the run iterations after which a later training stage begins (runs with a log)."""
+    starts: dict[int, set] = {}
+    for run in runs:
+        if run.log is not None and not run.log.empty and run.stage_starts:
+            starts.setdefault(run.scale, set()).update(run.stage_starts)
+    return {scale: sorted(at) for scale, at in starts.items()}
 
-    With several training seeds a line is the mean over the seeds and its band ± 1 sd over them.
+
+def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | None:
+    """Validation PSNR and training loss vs iteration, one line per variant, one row of panels per scale;
+    a dashed vertical line where a training stage begins.
+
+    With several training seeds a line is the mean over the seeds and its band ± 1 sd over them (the
+    seeds of a variant train the same stages, so they share the boundaries).
     """
     frames = []
+    starts = stage_boundaries(runs)  # scale -> sorted run iterations after which a later stage begins
     for run in runs:
         if run.log is None or run.log.empty:
             continue
@@ -116,6 +128,11 @@ def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | N
                      ax=ax_loss, linewidth=1, **agg)
         if len(loss) and loss.loss.min() > 0 and loss.loss.max() / loss.loss.min() > 20:
             ax_loss.set_yscale("log")
+        for n, at in enumerate(starts.get(s, ()), start=2):
+            for ax in (ax_val, ax_loss):  # above the grid, below the curves
+                ax.axvline(at, color="0.35", linestyle="--", linewidth=1, zorder=1.5)
+            ax_loss.annotate(f"stage {n}", (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                             textcoords="offset points", ha="left", va="top", fontsize=8, color="0.35")
         ax_val.set_title(f"validation PSNR ×{s}{over}")
         ax_val.set_ylabel("PSNR (dB)")
         ax_loss.set_title(f"training loss (L1) ×{s}" + (" (binned means)" if len(loss) < d.loss.notna().sum() else "")

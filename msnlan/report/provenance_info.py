@@ -51,14 +51,36 @@ def protocol_overview(rows: list[dict]) -> list[tuple[str, list[tuple[str, int]]
     return out
 
 
+def _per_stage(stages: list[dict], key: str):
+    """One value, or the stages' values joined by arrows where they differ (48 → 64)."""
+    values = [s.get(key) for s in stages]
+    if not values or any(v is None for v in values):
+        return MISSING
+    return values[0] if len(set(map(str, values))) == 1 else " → ".join(map(str, values))
+
+
+def stage_text(stage: dict) -> str:
+    """'2 (name): 250000 it from 1000000, batch 16, LR patch 64, lr 0.0001, halved at 100000, 200000'."""
+    parts = [f"{stage.get('iterations', MISSING)} it"]
+    if stage.get("first_iteration"):
+        parts[0] += f" from {stage['first_iteration']}"
+    parts += [f"batch {stage.get('batch_size', MISSING)}", f"LR patch {stage.get('patch_size', MISSING)}",
+              f"lr {stage.get('lr', MISSING):g}" if isinstance(stage.get("lr"), (int, float)) else f"lr {MISSING}"]
+    if stage.get("milestones"):
+        parts.append("milestones " + ", ".join(map(str, stage["milestones"])))
+    name = f" ({stage['name']})" if stage.get("name") else ""
+    return f"{stage.get('stage', '?')}{name}: " + ", ".join(parts)
+
+
 def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
     return [{
         "variant": r.variant, "scale": r.scale, "seed": MISSING if r.seed is None else r.seed,
         "preset": r.preset or MISSING,
         "iterations": r.iterations if r.iterations is not None else MISSING,
         "iterations_logged": r.iterations_done if r.iterations_done is not None else MISSING,
-        "patch_size": r.patch_size if r.patch_size is not None else MISSING,
-        "batch_size": r.batch_size if r.batch_size is not None else MISSING,
+        "patch_size": _per_stage(r.stages, "patch_size"),
+        "batch_size": _per_stage(r.stages, "batch_size"),
+        "stages": [stage_text(st) for st in r.stages],
         "finished": "yes" if r.has_final else "no (no final.pt)",
         "device": r.device or MISSING,
         "path": str(r.path),

@@ -4,6 +4,7 @@
 data/<dataset>/dataset.json                 prepared dataset (manifest, cache, generated LR beside it)
 demo/<set>/HR/*.png                         the embedded demo sets
 runs/<variant>/x<s>/                        training run: config.yaml, environment.json, log.csv, *.pt
+runs/<variant>/x<s>/stage<n>/               stage n of a preset with stages: last.pt, best.pt, final.pt
 variants/<variant>.yaml                     the trained network as a complete variant file
 eval/<method>/x<s>/<benchmark>.csv          per-image results, with <benchmark>.protocol.json beside it
 images/<method>/x<s>/<benchmark>/<img>.png  saved SR outputs
@@ -12,7 +13,7 @@ tables/summary.csv, tables/per_image.csv    msnlan collect
 report/index.html                           msnlan report
 ```
 With several training seeds (the config's `seeds`), runs, evaluations and saved images of the
-trained methods get a seed level after x<s>: runs/<variant>/x<s>/seed<k>/,
+trained methods get a seed level after x<s>: runs/<variant>/x<s>/seed<k>/ (with its stage<n>/ folders),
 eval/<method>/x<s>/seed<k>/<benchmark>.csv, images/<method>/x<s>/seed<k>/<benchmark>/. The path
 functions take `seed` (None: no seed level, the one-seed layout); bicubic and complexity have none.
 
@@ -58,6 +59,17 @@ def run_dir(results: PathLike, variant: str, scale, seed=None) -> Path:
 
 def final_weights(results: PathLike, variant: str, scale, seed=None) -> Path:
     return run_dir(results, variant, scale, seed) / "final.pt"
+
+
+def stage_folder(run: PathLike, stage) -> Path:
+    """Stage `stage` (1-based) of the run folder `run`, for presets with stages."""
+    return Path(run) / f"stage{stage}"
+
+
+def stage_weights(results: PathLike, variant: str, scale, stage, seed=None) -> Path:
+    """final.pt of one stage; the run's final.pt (final_weights) holds the last stage's weights.
+    With a seed the stage folders lie in the seed's run folder: runs/<variant>/x<s>/seed<k>/stage<n>/."""
+    return stage_folder(run_dir(results, variant, scale, seed), stage) / "final.pt"
 
 
 def trained_variant_file(results: PathLike, variant: str) -> Path:

@@ -9,7 +9,11 @@ config.yaml (written by `msnlan train` when the run starts, layout RUN_CONFIG_KE
 data_files.tsv: set, file, sha256 of every training and validation file (the fingerprints' detail).
 environment.json: versions, git commit, device of the latest session and `sessions` (all of them);
   optional `attention_form` (OPTIONAL_ENVIRONMENT_KEYS).
-log.csv: LOG_COLUMNS, one row per logged iteration; val_psnr empty where not validated.
+log.csv: LOG_COLUMNS, one row per logged iteration; val_psnr empty where not validated; iteration
+  counts across the whole run, `stage` is the training stage (1-based; a log written before
+  stages existed lacks the column and is one stage).
+config.yaml of a preset with stages also has `stages`: each stage's number, name, first_iteration,
+  seed and keys (msnlan.training.stages.stage_summary); the stage folders hold their .pt files.
 final.pt: weights plus metadata (msnlan.training.checkpoint owns the .pt formats; read here
   through `final_metadata`).
 """
@@ -36,8 +40,9 @@ RUN_CONFIG_KEYS = ("variant", "scale", "preset", "training", "data", "init_from"
 #: ([{'iteration', 'settings', 'date'}]; the run continued from last.pt at `iteration` with `settings`)
 RESUMED_WITH = "resumed_with"
 OPTIONAL_ENVIRONMENT_KEYS = {"attention_mode": str, "attention_form": str}
-LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr", "seconds", "images_per_s")
+LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr", "seconds", "images_per_s", "stage")
 LOG_HEADER = ",".join(LOG_COLUMNS) + "\n"
+_LOG_HEADER_BEFORE_STAGES = ",".join(LOG_COLUMNS[:-1]) + "\n"
 
 
 # ---- config.yaml ----
@@ -112,25 +117,29 @@ def read_environment(path: Path) -> dict:
 # ---- log.csv ----
 
 def format_log_row(iteration: int, loss: float, lr: float, val_psnr: float | None, seconds: float,
-                   images_per_s: float) -> str:
+                   images_per_s: float, stage: int = 1) -> str:
     # repr keeps loss and lr exact, so resumed and uninterrupted logs can be compared bit for bit
     val = "" if val_psnr is None else repr(float(val_psnr))
-    return f"{iteration},{float(loss)!r},{float(lr)!r},{val},{seconds:.3f},{images_per_s:.3f}\n"
+    return f"{iteration},{float(loss)!r},{float(lr)!r},{val},{seconds:.3f},{images_per_s:.3f},{int(stage)}\n"
 
 
 def truncate_log(path: str | os.PathLike, iteration: int) -> None:
     """Keep the header and the complete rows with iteration <= `iteration` (atomically).
 
     On resume this drops the rows (and any partly written last line) of the iterations that will
-    be run again, so a resumed run's log has no duplicate rows.
+    be run again, so a resumed run's log has no duplicate rows. A log written before the `stage`
+    column existed gets it (stage 1: such runs had one stage).
     """
     path = Path(path)
     kept = [LOG_HEADER]
     if path.is_file():
         lines = path.read_text().splitlines(keepends=True)
+        before_stages = bool(lines) and lines[0] == _LOG_HEADER_BEFORE_STAGES
         for line in lines[1:]:
             if not line.endswith("\n"):
                 break  # a row cut short by a kill
+            if before_stages:
+                line = line[:-1] + ",1\n"
             fields = line.rstrip("\n").split(",")
             try:
                 row_iteration = int(fields[0])
@@ -218,9 +227,28 @@ class RunInfo:
         return None if value is None else str(value)
 
     @property
+    def stages(self) -> list[dict]:
+        """Each training stage as config.yaml records it (stage, name, first_iteration, iterations,
+        batch_size, patch_size, lr, milestones, ...); a run recorded without `stages` is one stage."""
+        recorded = self.config.get("stages")
+        if isinstance(recorded, list) and recorded:
+            return [dict(s) for s in recorded if isinstance(s, Mapping)]
+        if not self.config.get("training"):
+            return []
+        return [{"stage": 1, "name": "stage 1", "first_iteration": 0,
+                 **{k: self._training(k) for k in ("iterations", "batch_size", "patch_size", "lr", "milestones")}}]
+
+    @property
+    def stage_starts(self) -> list[int]:
+        """Run iterations after which a later stage begins (the boundaries the curves mark)."""
+        return [int(s["first_iteration"]) for s in self.stages[1:] if _is_number(s.get("first_iteration"))]
+
+    @property
     def iterations(self) -> int | None:
-        v = self._training("iterations")
-        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        counts = [s.get("iterations") for s in self.stages]
+        if not counts or not all(_is_number(v) for v in counts):
+            return None
+        return int(sum(counts))
 
     @property
     def patch_size(self) -> Any:
@@ -239,6 +267,10 @@ class RunInfo:
         if self.log is None or self.log.empty:
             return None
         return int(self.log["iteration"].max())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_run(variant: str, scale: int, path: Path, seed: int | None = None) -> RunInfo:

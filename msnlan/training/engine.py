@@ -1,5 +1,11 @@
 """The training loop: iteration-based, resumable bit for bit on CPU.
 
+A preset with stages (msnlan.training.stages) runs this loop once per stage (the stage loop in
+`train`), each in its own folder RUN_DIR/stage<n>/ (last.pt, best.pt, final.pt) and from the
+previous stage's final.pt; log.csv and environment.json stay in RUN_DIR, and RUN_DIR/final.pt,
+written after the last stage, holds the last stage's weights. A one-stage preset trains in
+RUN_DIR itself.
+
 One iteration: a batch of random aligned patch pairs (data.PatchSampler), forward (optionally
 under bf16 autocast), L1 loss, Adam step, MultiStepLR step. Every `checkpoint_interval`
 iterations the whole state (weights, optimizer, scheduler, sampler, RNGs, log accumulators) goes
@@ -29,7 +35,9 @@ from ..errors import ConfigError, DataError, MsnlanError
 from ..io_utils import writing
 from ..models.msnlab import select_attention
 from ..models.network import count_parameters
-from ..results.runs import ENVIRONMENT, LogWriter, read_environment, truncate_log, write_environment
+from ..results.layout import stage_folder
+from ..results.runs import (ENVIRONMENT, RESUMED_WITH, RUN_CONFIG, LogWriter, read_environment, read_run_config,
+                            truncate_log, write_environment)
 from ..provenance import environment
 from . import checkpoint as ckpt
 from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
@@ -39,6 +47,7 @@ from .progress import Progress
 from .divergence import TrainingDiverged, check_finite_state, stop_message
 from .resume_with import pending_changes, resume_changes
 from .run_dir import build_config, check_run_dir, config_differences, prepare_run_dir, record_resume_with
+from .stages import is_staged, resolve_stages
 from .validation import load_validation_pairs, validate
 
 
@@ -100,24 +109,28 @@ def _write_environment(run_dir: Path, device: torch.device, lease, status: str, 
                        extra: Mapping[str, Any]) -> None:
     """environment.json: where this session runs, plus a list of all sessions of the run."""
     path = run_dir / ENVIRONMENT
-    sessions = []
+    sessions, kept = [], {}
     if status == "resume" and path.is_file():
         try:
-            sessions = read_environment(path).get("sessions", [])
+            previous = read_environment(path)
         except DataError:  # a damaged record of earlier sessions does not stop training
-            sessions = []
+            previous = {}
+        sessions = previous.get("sessions", [])
+        # how stage 1 was initialised stays on record while later stages (or sessions) run
+        kept = {k: previous[k] for k in ("init_from",) if k in previous and k not in extra}
     env = environment(device)
     env.update({"device_note": lease.message, "gpu_lease": lease.as_dict(), "torch_threads": torch.get_num_threads(),
-                **extra})
+                **kept, **extra})
     sessions.append({"date": env["date"], "device": env["device"], "start_iteration": start_iteration,
-                     "git_commit": env["git_commit"]})
+                     "git_commit": env["git_commit"], **({"stage": extra["stage"]} if "stage" in extra else {})})
     env["sessions"] = sessions
     write_environment(run_dir, env)
 
 
-def _final_summary(run_dir: Path, status: str) -> dict:
-    record = ckpt.read_weights(run_dir / "final.pt")
-    return {"run_dir": str(run_dir), "final": str(run_dir / "final.pt"), "status": status,
+def _final_summary(run_dir: Path, status: str, final: Path | None = None) -> dict:
+    final = final or run_dir / "final.pt"
+    record = ckpt.read_weights(final)
+    return {"run_dir": str(run_dir), "final": str(final), "status": status,
             "iterations": record.get("iterations"), "final_val_psnr": record.get("final_val_psnr"),
             "best_val_psnr": record.get("best_val_psnr"), "best_iteration": record.get("best_iteration")}
 
@@ -148,15 +161,17 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
           val_data: str | os.PathLike, out: str | os.PathLike, *, preset: str | os.PathLike = "paper",
           overrides: Mapping[str, Any] | Iterable[str] = (), init_from: str | os.PathLike | None = None,
           device: str = "auto", restart: bool = False, stream=None, gpu_count: int | None = None,
-          resume_with: Mapping[str, Any] | Iterable[str] = ()) -> dict:
+          resume_with: Mapping[str, Any] | Iterable[str] = (), until_stage: int | None = None) -> dict:
     """Train `variant` at `scale` into RUN_DIR `out`; returns a summary dict (status, final path, PSNRs).
 
     Re-running with the same arguments resumes from last.pt (or returns at once if final.pt
     exists); other arguments for an existing RUN_DIR raise ConfigError unless `restart`.
-    `overrides` are preset keys ('lr=1e-4', 'model.n_feats=32'); `resume_with` changes optimizer
-    settings (RESUMABLE_KEYS) when continuing from last.pt, recorded in config.yaml; `gpu_count`
-    overrides the number of leasable GPUs (tests). Everything that can be checked (arguments,
-    data, patch size, --init-from) is checked before the run folder is written.
+    `overrides` are preset keys ('lr=1e-4', 'model.n_feats=32', 'stages.2.lr=1e-4'); `resume_with`
+    changes optimizer settings (RESUMABLE_KEYS) when continuing from last.pt, recorded in
+    config.yaml; `gpu_count` overrides the number of leasable GPUs (tests). `until_stage` n stops
+    after stage n of a preset with stages (the workflow trains one stage per job). Everything that
+    can be checked (arguments, data, patch size, --init-from) is checked before the run folder is
+    written.
     """
     stream = stream or sys.stderr
 
@@ -169,6 +184,10 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
             raise DataError(f"{flag} {path} does not exist")
     preset_info = load_preset(preset, overrides)
     settings = preset_info["settings"]
+    stages = resolve_stages(settings)
+    if until_stage is not None and not (is_staged(settings) and 1 <= until_stage <= len(stages)):
+        raise ConfigError(f"--stage {until_stage}: preset {preset_info['name']!r} has "
+                          + (f"stages 1 to {len(stages)}" if is_staged(settings) else "no stages"))
     resolved = trained_variant(variant, preset_info)
     if init_from is not None and not Path(init_from).is_file():
         raise ckpt.CheckpointError(f"--init-from {init_from} does not exist")
@@ -192,7 +211,14 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
         if status == "finished":
             say(f"{run_dir / 'final.pt'} exists: the run is finished")
             return _final_summary(run_dir, status)
-        data = _load_data(config, int(scale), settings, say)  # fails here, before the run folder is written
+        if is_staged(settings):
+            todo = [st for st in stages[:until_stage] if not (stage_folder(run_dir, st["stage"]) / "final.pt").is_file()]
+            if not todo and not changes:  # every stage asked for is trained: no device, no data needed
+                return _finish_stages(run_dir, stages, until_stage, say)
+        else:
+            todo = stages
+        # fails here, before the run folder is written (later stages load theirs when they start)
+        data = _load_data(config, int(scale), todo[0] if todo else stages[-1], say)
         if init_from is not None:
             ckpt.load_pretrained(ckpt.build_network(resolved, scale), init_from, resolved)
         lease = claim_device(device, count=gpu_count)  # an unusable --device also fails before any write
@@ -200,19 +226,34 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
         status = prepare_run_dir(run_dir, config, restart, say, data_files)
         _lock_run_dir(run_dir)  # after --restart this is a fresh folder
         if changes:
-            entry = record_resume_with(run_dir, ckpt.load_train_state(run_dir / "last.pt")["iteration"], changes)
-            say(f"--resume-with: continuing from last.pt (iteration {entry['iteration']}) with "
+            last = _current_last(run_dir, stages, settings)
+            entry = record_resume_with(run_dir, ckpt.load_train_state(last)["iteration"], changes)
+            say(f"--resume-with: continuing from {last} (iteration {entry['iteration']}) with "
                 + ", ".join(f"{k}={v}" for k, v in changes.items()) + f" (recorded in {run_dir / 'config.yaml'})")
-        for stale in run_dir.glob(".*.tmp"):  # temp files of a killed session's interrupted writes
-            if stale.name.split(".")[1] in ("last", "best", "final", "log", "environment"):
-                stale.unlink(missing_ok=True)
+        for folder in [run_dir] + [stage_folder(run_dir, st["stage"]) for st in stages]:
+            for stale in folder.glob(".*.tmp"):  # temp files of a killed session's interrupted writes
+                if stale.name.split(".")[1] in ("last", "best", "final", "log", "environment"):
+                    stale.unlink(missing_ok=True)
 
         dev = torch.device(lease.device)
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         with _determinism(settings["deterministic"], dev):
-            return _run(run_dir, status, config, resolved, int(scale), settings, preset_info["name"], dev, lease,
-                        say, stream, data)
+            if not is_staged(settings):
+                return _run(run_dir, run_dir, status, config, resolved, int(scale), stages[0], preset_info["name"],
+                            dev, lease, say, stream, data)
+            for st in todo:  # the stage loop: each unfinished stage, from the previous stage's final.pt
+                folder = stage_folder(run_dir, st["stage"])
+                previous = stage_folder(run_dir, st["stage"] - 1) / "final.pt" if st["stage"] > 1 else None
+                say(f"stage {st['stage']} of {len(stages)} ({st['name']}): {st['iterations']} iterations, batch "
+                    f"{st['batch_size']}, LR patch {st['patch_size']}, lr {st['lr']:g} in {folder}"
+                    + (f", from {previous}" if previous else ""))
+                if st is not todo[0]:
+                    data = _load_data(config, int(scale), st, say)  # this stage's patch size decides the images
+                _run(run_dir, folder, "resume" if (folder / "last.pt").is_file() else "new", config, resolved,
+                     int(scale), st, preset_info["name"], dev, lease, say, stream, data, init_weights=previous,
+                     stage_count=len(stages))
+            return {**_finish_stages(run_dir, stages, until_stage, say, "trained"), "device": str(dev)}
     finally:
         _unlock_run_dirs()
 
@@ -226,8 +267,52 @@ def _load_data(config: dict, scale: int, s: dict, say) -> tuple[list, list]:
     return images, load_validation_pairs(config["data"]["val"], scale, s["val_max_images"])
 
 
-def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s: dict, preset_name: str,
-         dev: torch.device, lease, say, stream, data: tuple[list, list]) -> dict:
+def _current_last(run_dir: Path, stages: list[dict], settings: Mapping) -> Path:
+    """last.pt of the stage in progress (RUN_DIR/last.pt without stages), for --resume-with."""
+    if is_staged(settings):
+        for st in stages:
+            folder = stage_folder(run_dir, st["stage"])
+            if not (folder / "final.pt").is_file():
+                if (folder / "last.pt").is_file():
+                    return folder / "last.pt"
+                break
+        raise ConfigError(f"--resume-with continues a stage from its last.pt, but no stage of {run_dir} is in "
+                          "progress; to train with other settings use --set (and --restart)")
+    return run_dir / "last.pt"
+
+
+def _finish_stages(run_dir: Path, stages: list[dict], until_stage: int | None, say, status: str = "finished") -> dict:
+    """After the stages asked for: the summary of the last one, and RUN_DIR/final.pt once all are done.
+
+    RUN_DIR/final.pt is the last stage's final.pt plus `stages` (each stage's iterations and
+    validation PSNRs); `iterations` counts the whole run and `best_iteration` is a run iteration.
+    """
+    last = stages[(until_stage or len(stages)) - 1]
+    last_final = stage_folder(run_dir, last["stage"]) / "final.pt"
+    if last is not stages[-1]:
+        return _final_summary(run_dir, status, last_final)
+    record = dict(ckpt.read_weights(last_final))
+    per_stage = []
+    for st in stages:
+        meta = ckpt.read_weights(stage_folder(run_dir, st["stage"]) / "final.pt")
+        per_stage.append({"stage": st["stage"], "name": st["name"], "first_iteration": st["first_iteration"],
+                          **{k: meta.get(k) for k in ("iterations", "final_val_psnr", "best_val_psnr", "best_iteration")}})
+    best = record.get("best_iteration")
+    record.update(iterations=last["first_iteration"] + last["iterations"], stages=per_stage,
+                  best_iteration=None if best is None else last["first_iteration"] + int(best))
+    ckpt.save(record, run_dir / "final.pt")
+    say(f"all {len(stages)} stages trained: {run_dir / 'final.pt'} holds the weights of stage {last['stage']} "
+        f"({last_final})")
+    return _final_summary(run_dir, status)
+
+
+def _run(run_dir: Path, stage_dir: Path, status: str, config: dict, resolved: dict, scale: int, s: dict,
+         preset_name: str, dev: torch.device, lease, say, stream, data: tuple[list, list],
+         init_weights: Path | None = None, stage_count: int = 1) -> dict:
+    """One stage (`s`: its resolved settings, msnlan.training.stages): checkpoints in `stage_dir`,
+    log rows and environment.json in `run_dir` (the same folder for a one-stage preset)."""
+    stage, offset = s["stage"], s["first_iteration"]  # log rows count iterations across the run
+    where = "" if stage_count == 1 else f" of stage {stage}"
     _seed_everything(s["seed"])
     model = ckpt.build_network(resolved, scale).to(dev)
     attention = select_attention(model, s.get("attention_mode", "auto"), dev)
@@ -248,10 +333,10 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
     if status == "resume":
         # load on the CPU: RNG and sampler states must stay CPU ByteTensors (found on an H100:
         # map_location=cuda broke resume); load_state_dict moves weights and Adam moments to the device
-        state = ckpt.load_train_state(run_dir / "last.pt", map_location="cpu")
+        state = ckpt.load_train_state(stage_dir / "last.pt", map_location="cpu")
         diffs = config_differences(state["config"], config)
         if diffs:
-            raise ckpt.CheckpointError(f"{run_dir / 'last.pt'} belongs to another configuration "
+            raise ckpt.CheckpointError(f"{stage_dir / 'last.pt'} belongs to another configuration "
                                        f"({'; '.join(diffs)}); use --restart")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -262,7 +347,15 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
         iteration, elapsed = int(state["iteration"]), float(state["elapsed_s"])
         best_psnr, best_iteration, last_psnr = state["best_val_psnr"], state["best_iteration"], state["last_val_psnr"]
         accum = dict(state["log_accum"])
-        say(f"resuming {run_dir} from iteration {iteration} (last.pt)")
+        say(f"resuming {stage_dir} from iteration {iteration}{where} (last.pt)")
+    elif init_weights is not None:  # a later stage: every weight of the previous stage's final.pt
+        previous = ckpt.read_weights(init_weights)
+        model.load_state_dict(previous["model"], strict=True)
+        elapsed = float(previous.get("elapsed_s") or 0.0)  # the log's seconds run on across stages
+        say(f"stage {stage} starts from {init_weights} with a fresh optimiser and lr schedule")
+        init_report = {"stage_init": {"stage": stage, "path": str(init_weights)}}
+        # --resume-with changes made in earlier stages were theirs: this stage's schedule starts afresh
+        resumed_with = list(read_run_config(run_dir / RUN_CONFIG).get(RESUMED_WITH) or [])
     elif config["init_from"]:
         init_report = ckpt.load_pretrained(model, config["init_from"], resolved)
         skipped = ", ".join(f"{k} ({why})" for k, why in init_report["skipped"].items()) or "none"
@@ -271,14 +364,16 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
         init_report = {"init_from": {"path": config["init_from"], "loaded": len(init_report["loaded"]),
                                      "skipped": init_report["skipped"],
                                      "initialised_fresh": init_report["initialised_fresh"]}}
-    truncate_log(run_dir / "log.csv", iteration)
-    _write_environment(run_dir, dev, lease, status, iteration,
-                       {"parameters": count_parameters(model)["total"], **attention, **init_report})
+    truncate_log(run_dir / "log.csv", offset + iteration)
+    _write_environment(run_dir, dev, lease, "resume" if stage > 1 else status, offset + iteration,
+                       {"parameters": count_parameters(model)["total"], **attention, **init_report,
+                        **({"stage": stage} if stage_count > 1 else {})})
 
     total = s["iterations"]
     source = PrefetchingSampler(sampler, 2 * s["num_workers"]) if s["num_workers"] > 0 else sampler
     log = LogWriter(run_dir / "log.csv")
-    progress = Progress(total, iteration, stream=stream, every_s=30.0 if total > 1000 else 5.0)
+    progress = Progress(total, iteration, stream=stream, every_s=30.0 if total > 1000 else 5.0,
+                        prefix="train" + (f" stage {stage}" if stage_count > 1 else ""))
     autocast = autocast_context(s["amp"], dev)
     pending: list[torch.Tensor] = []  # losses not yet checked for NaN/Inf (avoids a GPU sync per step)
     first_pending = iteration + 1
@@ -311,8 +406,8 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                 losses = torch.stack(pending).double().cpu().tolist()
                 for k, value in enumerate(losses):
                     if not np.isfinite(value):
-                        raise TrainingDiverged(stop_message(run_dir, f"loss is {value} at iteration {first_pending + k}",
-                                                            _hint(optimizer)))
+                        raise TrainingDiverged(stop_message(
+                            stage_dir, f"loss is {value} at iteration {first_pending + k}{where}", _hint(optimizer)))
                 accum["loss_sum"] += sum(losses)
                 accum["count"] += len(losses)
                 pending, first_pending = [], iteration + 1
@@ -323,21 +418,22 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
                 val_psnr = last_psnr = validate(model, val_pairs, scale)
                 model.train()
                 if best_psnr is None or val_psnr > best_psnr:
-                    check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, run_dir, _hint(optimizer))
+                    check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, stage_dir, _hint(optimizer))
                     best_psnr, best_iteration = val_psnr, iteration
-                    ckpt.save(state_dict(iteration), run_dir / "best.pt")
+                    ckpt.save(state_dict(iteration), stage_dir / "best.pt")
             if do_log:
                 mean_loss = accum["loss_sum"] / max(accum["count"], 1)
                 speed = accum["count"] * s["batch_size"] / accum["train_s"] if accum["train_s"] > 0 else 0.0
-                log.write(iteration, mean_loss, lr_now, val_psnr, time.monotonic() - session_start, speed)
+                log.write(offset + iteration, mean_loss, lr_now, val_psnr, time.monotonic() - session_start, speed,
+                          stage)
                 progress.update(iteration, mean_loss, lr_now, speed)
                 if val_psnr is not None:
-                    progress.write(f"msnlan train: iteration {iteration}: validation Y-PSNR {val_psnr:.3f} dB "
+                    progress.write(f"msnlan train: iteration {iteration}{where}: validation Y-PSNR {val_psnr:.3f} dB "
                                    f"(best {best_psnr:.3f} at {best_iteration})")
                 accum = {"loss_sum": 0.0, "count": 0, "train_s": 0.0}
             if do_ckpt:
-                check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, run_dir, _hint(optimizer))
-                ckpt.save(state_dict(iteration), run_dir / "last.pt")
+                check_finite_state(model, optimizer, lr_t, hr_t, autocast, iteration, stage_dir, _hint(optimizer))
+                ckpt.save(state_dict(iteration), stage_dir / "last.pt")
     finally:
         log.close()
         progress.close()
@@ -346,7 +442,10 @@ def _run(run_dir: Path, status: str, config: dict, resolved: dict, scale: int, s
 
     ckpt.save(ckpt.weights_record(model, resolved, scale, preset_name, total, final_val_psnr=last_psnr,
                                   best_val_psnr=best_psnr, best_iteration=best_iteration,
-                                  training=config["training"]), run_dir / "final.pt")
-    say(f"finished {total} iterations: {run_dir / 'final.pt'} (validation Y-PSNR {last_psnr:.3f} dB, "
+                                  training=config["training"],
+                                  **({"stage": stage, "elapsed_s": time.monotonic() - session_start}
+                                     if stage_count > 1 else {})),
+              stage_dir / "final.pt")
+    say(f"finished {total} iterations{where}: {stage_dir / 'final.pt'} (validation Y-PSNR {last_psnr:.3f} dB, "
         f"best {best_psnr:.3f} at iteration {best_iteration})")
-    return {**_final_summary(run_dir, "trained"), "device": str(dev)}
+    return {**_final_summary(run_dir, "trained", stage_dir / "final.pt"), "device": str(dev)}

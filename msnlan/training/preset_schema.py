@@ -2,12 +2,38 @@
 
 Kept as a Python mapping so that it ships with the package code; `model` is checked against the
 variant schema separately (it holds variant overrides).
+
+`stages` (optional, two or more): the run trains them in order, each from the previous stage's
+final weights with a fresh optimiser and lr schedule. A stage sets any of STAGE_KEYS; the keys it
+leaves out are the preset's top-level values (msnlan.training.stages resolves them).
 """
 from __future__ import annotations
 
 from ..attention_modes import ATTENTION_MODES
 
 _POS_INT = {"type": "integer", "minimum": 1}
+_MILESTONES = {"type": "array", "items": _POS_INT, "uniqueItems": True,
+               "description": "iterations (counted from the stage's start) after which lr is multiplied by gamma"}
+
+#: what a stage may set; the rest of the recipe is shared by every stage
+STAGE_KEYS = ("iterations", "batch_size", "patch_size", "lr", "milestones", "val_interval", "checkpoint_interval",
+              "log_interval")
+
+STAGE_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "a label for logs and the report"},
+        "iterations": {**_POS_INT, "description": "optimizer steps in this stage"},
+        "batch_size": _POS_INT,
+        "patch_size": {**_POS_INT, "description": "LR patch side in this stage"},
+        "lr": {"type": "number", "exclusiveMinimum": 0, "description": "initial lr of this stage"},
+        "milestones": _MILESTONES,
+        "val_interval": _POS_INT,
+        "checkpoint_interval": _POS_INT,
+        "log_interval": _POS_INT,
+    },
+}
 
 PRESET_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -22,14 +48,13 @@ PRESET_SCHEMA: dict = {
     ],
     "properties": {
         "description": {"type": "string"},
-        "iterations": {**_POS_INT, "description": "optimizer steps in the whole run"},
+        "iterations": {**_POS_INT, "description": "optimizer steps (of each stage that does not set its own)"},
         "batch_size": {**_POS_INT, "description": "patch pairs per step"},
         "patch_size": {**_POS_INT, "description": "LR patch side; the HR patch is scale x this"},
         "augment": {"type": "boolean", "description": "random flips/transpose (8 variants)"},
         "loss": {"enum": ["l1"]},
         "lr": {"type": "number", "exclusiveMinimum": 0},
-        "milestones": {"type": "array", "items": _POS_INT, "uniqueItems": True,
-                       "description": "iterations after which lr is multiplied by gamma"},
+        "milestones": _MILESTONES,
         "gamma": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "betas": {"type": "array", "minItems": 2, "maxItems": 2,
                   "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
@@ -52,5 +77,7 @@ PRESET_SCHEMA: dict = {
                                           "fast or direct; environment.json records the form that ran"},
         "channels_last": {"type": "boolean"},
         "model": {"type": "object", "description": "variant overrides (model settings)"},
+        "stages": {"oneOf": [{"type": "null"}, {"type": "array", "minItems": 2, "items": STAGE_SCHEMA}],
+                   "description": "training stages in order (null or absent: one stage, the top-level keys)"},
     },
 }

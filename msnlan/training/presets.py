@@ -16,7 +16,7 @@ import yaml
 
 from ..checks import validate_with_schema
 from ..errors import ConfigError
-from .preset_schema import PRESET_SCHEMA
+from .preset_schema import PRESET_SCHEMA, STAGE_KEYS
 
 
 def presets_dir() -> Path:
@@ -78,14 +78,29 @@ def apply_overrides(settings: dict, overrides: Mapping[str, Any], source: str) -
         top, _, rest = key.partition(".")
         if top not in known or top == "description":
             raise ConfigError(f"--set: unknown preset key {key!r} (known: {', '.join(sorted(known))})")
-        if rest:
+        if rest and top == "stages":
+            _set_stage_key(settings, key, rest, value)
+        elif rest:
             if top != "model" or "." in rest:
-                raise ConfigError(f"--set: key {key!r}: only model.<setting> takes a dotted name")
+                raise ConfigError(f"--set: key {key!r}: only model.<setting> and stages.<n>.<key> take a dotted name")
             settings.setdefault("model", {})[rest] = copy.deepcopy(value)
         else:
             settings[top] = copy.deepcopy(value)
     validate_preset(settings, f"{source} with --set overrides")
     return settings
+
+
+def _set_stage_key(settings: dict, key: str, rest: str, value: Any) -> None:
+    """--set stages.<n>.<key>=value: one key of stage n (1-based) of a preset that has stages."""
+    number, _, stage_key = rest.partition(".")
+    stages = settings.get("stages")
+    if not stages:
+        raise ConfigError(f"--set: key {key!r}: this preset has no stages")
+    if not number.isdigit() or not 1 <= int(number) <= len(stages):
+        raise ConfigError(f"--set: key {key!r}: stages are numbered 1 to {len(stages)}")
+    if stage_key not in STAGE_KEYS + ("name",):
+        raise ConfigError(f"--set: key {key!r}: a stage sets only {', '.join(STAGE_KEYS + ('name',))}")
+    stages[int(number) - 1][stage_key] = copy.deepcopy(value)
 
 
 def validate_preset(data: Any, source: str) -> None:

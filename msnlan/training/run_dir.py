@@ -13,6 +13,7 @@ from ..errors import ConfigError, DataError
 from ..io_utils import ensure_writable_dir, writing
 from ..results.runs import (DATA_FILES, ENVIRONMENT, LOG, RESUMED_WITH, RUN_CONFIG, read_data_files, read_run_config,
                             write_data_files, write_run_config)
+from .stages import is_staged, resolve_stages, stage_summary
 
 RUN_FILES = (RUN_CONFIG, "last.pt", "best.pt", "final.pt", LOG, ENVIRONMENT)
 #: where these differ the run is still the same run (descriptions, file locations of the same settings;
@@ -40,6 +41,8 @@ def build_config(variant: Mapping, scale: int, preset: Mapping, train_data, val_
                  **{f"{k}_fingerprint": v for k, v in (fingerprints or {}).items()}},
         "init_from": absolute(init_from),
     }
+    if is_staged(preset["settings"]):
+        config["stages"] = stage_summary(resolve_stages(preset["settings"]))
     return normalize(config)
 
 
@@ -118,7 +121,9 @@ def check_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool = F
                               f"key(s): {'; '.join(diffs)}.{_data_changes(run_dir, config, data_files, diffs)} "
                               "Use --restart to move the old run aside and start again, or choose another --out")
     elif not has_config and run_dir.is_dir() and not restart:
+        # stage folders count only with checkpoints in them (Snakemake makes the empty folder of a job's output)
         leftovers = [n for n in RUN_FILES if (run_dir / n).exists()]
+        leftovers += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob("stage*/*.pt"))
         if leftovers:
             raise ConfigError(f"{run_dir} holds run files ({', '.join(leftovers)}) but no {RUN_CONFIG}; "
                               "use --restart to move it aside")
@@ -126,7 +131,8 @@ def check_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool = F
         return "new"
     if (run_dir / "final.pt").is_file():
         return "finished"
-    return "resume" if (run_dir / "last.pt").is_file() else "new"
+    started = (run_dir / "last.pt").is_file() or any(run_dir.glob("stage*/*.pt"))
+    return "resume" if started else "new"
 
 
 def record_resume_with(run_dir: Path, iteration: int, settings: Mapping[str, Any]) -> dict:
@@ -154,7 +160,8 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: Mapping, restart: bool =
     if (run_dir / RUN_CONFIG).is_file():
         if (run_dir / "final.pt").is_file():
             return "finished"
-        return "resume" if (run_dir / "last.pt").is_file() else "new"
+        started = (run_dir / "last.pt").is_file() or any(run_dir.glob("stage*/*.pt"))
+        return "resume" if started else "new"
     if data_files is not None:
         write_data_files(run_dir, data_files)
     write_run_config(run_dir, config)

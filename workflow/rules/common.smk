@@ -119,6 +119,23 @@ def init_checkpoint(wildcards) -> list:
     return []
 
 
+def previous_stage(wildcards) -> list:
+    """Stage n > 1 of a preset with stages starts from stage n - 1's final.pt (same seed)."""
+    n = int(wildcards.stage)
+    if n == 1:
+        return []
+    return [P.stage_weights(wildcards.variant, wildcards.scale, n - 1, seed_of(wildcards))]
+
+
+def stages_before_last(wildcards) -> list:
+    """With stages and train.job_per_stage, `train` trains the last one, from the stage before it
+    (a train_stage job of the same seed); otherwise `train` trains every stage."""
+    if P.train_stages == 1 or not P.job_per_stage:
+        return []
+    last = P.train_stages - 1
+    return [P.stage_weights(wildcards.variant, wildcards.scale, last, seed_of(wildcards))]
+
+
 def train_overrides(wildcards) -> str:
     """train.overrides and the job's training seed as `--set key=value` arguments of msnlan train."""
     items = train_override_items(config) + P.seed_override(seed_of(wildcards))
