@@ -237,9 +237,10 @@ def test_two_seeds_end_to_end(seeded_run):
     results = seeded_run / "results" / "tiny"
     for variant in TINY_VARIANTS:
         assert not (results / "runs" / variant / "x2" / "final.pt").exists()
+        assert not (results / "runs" / variant / "x2" / "stage1").exists()
         for k in (3, 5):
             run = results / "runs" / variant / "x2" / f"seed{k}"
-            assert (run / "final.pt").is_file()
+            assert (run / "final.pt").is_file() and (run / "stage1" / "final.pt").is_file()
             assert yaml.safe_load((run / "config.yaml").read_text())["training"]["seed"] == k
             assert (results / "eval" / variant / "x2" / f"seed{k}" / "DemoA.csv").is_file()
         # complexity does not depend on the seed: one file per variant and scale
@@ -272,7 +273,7 @@ def test_seeds_plan_bicubic_and_complexity_once_and_gpu_per_training_job(dry_wor
     write_config(dry_workdir, seeds=[1, 2, 3])
     proc = run_snakemake(dry_workdir, "-n", "-p")
     jobs = planned_jobs(proc)
-    assert jobs["train"] == 6 and jobs["evaluate"] == 6
+    assert jobs["train"] == 6 and jobs["train_stage"] == 6 and jobs["evaluate"] == 6
     assert jobs["evaluate_bicubic"] == 1 and jobs["complexity"] == 2 and jobs["trained_variant"] == 2
     text = output_of(proc)
     # every training job claims one unit of the gpu resource, whatever its seed: --resources gpu=2
@@ -283,6 +284,25 @@ def test_seeds_plan_bicubic_and_complexity_once_and_gpu_per_training_job(dry_wor
     outputs = planned_outputs(proc)
     assert "results/tiny/runs/msnlan/x2/seed2/final.pt" in outputs
     assert "results/tiny/eval/bicubic/x2/DemoA.csv" in outputs
+
+
+def test_two_seeds_with_two_stages_put_the_stage_folders_in_the_seed_folders(dry_workdir):
+    write_config(dry_workdir, seeds=[3, 5], variants=["msnlan"])  # the demo preset's two stages, a job each
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 2 and jobs["train_stage"] == 2, jobs
+    outputs = planned_outputs(proc)
+    for k in (3, 5):
+        assert f"results/tiny/runs/msnlan/x2/seed{k}/stage1/final.pt" in outputs
+    assert not any(re.search(r"runs/msnlan/x2/stage\d", o) for o in outputs)
+    blocks = output_of(proc).split("\n\n")
+    [stage] = [b for b in blocks if "rule train_stage:" in b and "seed5" in b]
+    assert "log: results/tiny/logs/train/msnlan_x2_seed5_stage1.log" in stage
+    assert re.search(r"--out results/tiny/runs/msnlan/x2/seed5 .*--set seed=5 --stage 1 ", stage)
+    # the last stage of seed 5 starts from stage 1 of seed 5, in the same run folder
+    [last] = [b for b in blocks if "rule train:" in b and "seed5" in b]
+    assert "results/tiny/runs/msnlan/x2/seed5/stage1/final.pt" in last and "seed3" not in last
+    assert re.search(r"--out results/tiny/runs/msnlan/x2/seed5 .*--set seed=5 ", last) and "--stage" not in last
 
 
 def test_one_seed_keeps_the_layout_and_commands(dry_workdir):
