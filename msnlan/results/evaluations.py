@@ -27,7 +27,8 @@ from .files import numeric_column, read_csv_checked, read_json
 #: columns every eval CSV has; each registered metric adds its own (see eval_columns)
 REQUIRED_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
 #: protocol.json keys a reader may find absent (older files); value type when present
-OPTIONAL_PROTOCOL_KEYS = {"attention_mode": str, "attention_form": str}
+OPTIONAL_PROTOCOL_KEYS = {"attention_mode": str, "attention_form": str, "chop_whole_passes": list,
+                          "checkpoint_conversion": dict, "pretrained": dict}
 
 
 def _fmt(value: float, digits: int) -> str:
