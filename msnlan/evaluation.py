@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -32,6 +33,8 @@ from .results.evaluations import PartialEval, write_eval_csv, write_protocol
 log = logging.getLogger(__name__)
 
 RANDOM_INIT_SEED = 0
+#: a method name is a folder name of the results (eval/<method>/...)
+METHOD_NAME = r"[A-Za-z0-9_\-]+"
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -203,13 +206,17 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                     self_ensemble: bool = False, device: Any = "auto",
                     save_images: str | os.PathLike | None = None, drop_alpha: bool = False,
                     lr_dir: str | os.PathLike | None = None, progress: bool | None = None,
-                    log_line: Callable[[str], None] | None = None, attention_mode: str = "auto") -> dict:
+                    log_line: Callable[[str], None] | None = None, attention_mode: str = "auto",
+                    name: str | None = None, label: str | None = None,
+                    weights_source: str | None = None) -> dict:
     """Evaluate `method` on `dataset` at `scale`; write `out_csv` and its protocol.json.
 
     Returns the protocol dict (with its 'summary'). See `load_method` for what `method` and
     `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`;
     `attention_mode` ("auto", "fast", "direct") selects the MSNLAB attention form, and the
-    protocol records the form that ran.
+    protocol records the form that ran. `name` replaces the method name (default: the variant's);
+    `weights_source` marks weights not trained by the workflow (e.g. the authors' released ones): the
+    protocol's "pretrained" record keeps it with `label` (the display name) and the variant.
     """
     scale = check_scale(scale, supported=None)
     if not str(out_csv).endswith(".csv"):
@@ -239,7 +246,16 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     from .metrics import check_evaluable, protocol_description, summarize
     from .variants import variant_hash
 
-    name = meth.name + ("+" if self_ensemble else "")
+    if name is not None and not re.fullmatch(METHOD_NAME, name):
+        raise ConfigError(f"--name {name!r}: a method name has letters, digits, '_' and '-' only")
+    if weights_source is not None and (is_bicubic or checkpoint is None):
+        raise ConfigError("--weights-source describes a checkpoint's origin: give --checkpoint with a variant")
+    if label is not None and weights_source is None:
+        raise ConfigError("--label names a row of weights not trained here: give --weights-source too")
+    pretrained = None if weights_source is None else {
+        "name": name or meth.name, "label": label or name or meth.name, "source": weights_source,
+        "variant": meth.variant["name"]}
+    name = (name or meth.name) + ("+" if self_ensemble else "")
     if not is_bicubic:  # first-call costs (CUDA context, kernel selection) stay out of image 1's time
         with torch.inference_mode():
             meth.model(torch.zeros(1, 3, 16, 16, device=dev))
@@ -312,6 +328,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "checkpoint_sha256": meth.checkpoint_sha256,
         "checkpoint_info": meth.checkpoint_info,
         "checkpoint_conversion": meth.conversion,
+        "pretrained": pretrained,
         "scale": scale,
         "benchmark": layout.protocol_json(out_csv).name[: -len(".protocol.json")],
         "dataset_name": ds.name,
