@@ -315,3 +315,23 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             resolve_device("cuda:0")
+
+
+def test_evaluation_protocol_lists_the_whole_image_passes(tmp_path):
+    from PIL import Image
+
+    from msnlan.evaluation import evaluate_method
+
+    (tmp_path / "Set" / "HR").mkdir(parents=True)
+    for name, size in (("small", (42, 60)), ("large", (90, 100))):  # LR 21 x 30 (whole pass) and 45 x 50 at x2
+        Image.fromarray(_lr(*size, seed=1)).save(tmp_path / "Set" / "HR" / f"{name}.png")
+    variant = tmp_path / "tiny.yaml"
+    variant.write_text("_base_: msnlan\ndescription: tiny\nmodel: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, "
+                       "patch_sizes: [3], reduction: 4}\n")
+    proto = evaluate_method(str(variant), tmp_path / "Set", 2, tmp_path / "out.csv", random_init=True, tile="chop",
+                            device="cpu", log_line=lambda _: None)
+    assert proto["chop_whole_passes"] == [{"image": "small", "lr_size": [21, 30]}]
+    assert "run whole" in proto["tiling_rule"]
+    proto = evaluate_method(str(variant), tmp_path / "Set", 2, tmp_path / "out2.csv", random_init=True,
+                            device="cpu", log_line=lambda _: None)
+    assert proto["chop_whole_passes"] is None

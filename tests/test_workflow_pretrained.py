@@ -79,3 +79,27 @@ def test_pretrained_row_reaches_the_summary_and_the_report(tmp_path):
     # the ablation table holds the variants trained here only
     ablation = (results / "report" / "tables" / "ablation_cells.csv").read_text()
     assert "msnlan_released" not in ablation and LABEL not in ablation
+
+
+def test_checkpoint_by_url_is_downloaded_and_checked_by_the_download_rule(tmp_path):
+    import hashlib
+
+    workdir = make_workdir(tmp_path / "wd", variants=("no_msnlab",))
+    source = tmp_path / "served" / "MSNLAN_x2.pt"
+    source.parent.mkdir()
+    torch.save(authors_checkpoint(2), source)
+    good = hashlib.sha256(source.read_bytes()).hexdigest()
+    target = workdir / "data" / "archives" / "pretrained_msnlan_released_x2.pt"
+    for sha, ok in (("0" * 64, False), (good, True)):
+        write_config(workdir, downloads={"dir": str(workdir / "data")},
+                     pretrained=[{"name": "msnlan_released", "label": LABEL, "variant": "msnlan", "source": SOURCE,
+                                  "checkpoints": {"x2": {"url": source.as_uri(), "sha256": sha}}}])
+        dry = planned_jobs(run_snakemake(workdir, "-n"))
+        assert dry["download_archive"] == 1 and dry["evaluate_pretrained"] == 1
+        proc = run_snakemake(workdir, "--cores", "1", str(target))
+        if ok:
+            assert proc.returncode == 0, output_of(proc)
+            assert target.read_bytes() == source.read_bytes()
+        else:
+            assert proc.returncode != 0 and not target.exists()
+            assert "differs from the recorded" in output_of(proc), output_of(proc)
