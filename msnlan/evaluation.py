@@ -221,6 +221,12 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     scale = check_scale(scale, supported=None)
     if not str(out_csv).endswith(".csv"):
         raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
+    if name is not None and not re.fullmatch(METHOD_NAME, name):
+        raise ConfigError(f"--name {name!r}: a method name has letters, digits, '_' and '-' only")
+    if weights_source is not None and (method == "bicubic" or checkpoint is None):
+        raise ConfigError("--weights-source describes a checkpoint's origin: give --checkpoint with a variant")
+    if label is not None and weights_source is None:
+        raise ConfigError("--label names a row of weights not trained here: give --weights-source too")
     log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = resolve_device(device)
     meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
@@ -246,12 +252,6 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     from .metrics import check_evaluable, protocol_description, summarize
     from .variants import variant_hash
 
-    if name is not None and not re.fullmatch(METHOD_NAME, name):
-        raise ConfigError(f"--name {name!r}: a method name has letters, digits, '_' and '-' only")
-    if weights_source is not None and (is_bicubic or checkpoint is None):
-        raise ConfigError("--weights-source describes a checkpoint's origin: give --checkpoint with a variant")
-    if label is not None and weights_source is None:
-        raise ConfigError("--label names a row of weights not trained here: give --weights-source too")
     pretrained = None if weights_source is None else {
         "name": name or meth.name, "label": label or name or meth.name, "source": weights_source,
         "variant": meth.variant["name"]}

@@ -12,7 +12,8 @@ Conventions (recorded in every protocol.json through `inference_protocol`):
   full `scale` when already a multiple); it is split at least once; a quadrant is split again while
   that rounded tile's area is >= min_pixels, else the model runs on it; each quadrant contributes
   only its own half in each direction (no blending). Where the rounded tile is larger than the
-  (sub)image, the authors' code crashes; we run that (sub)image whole and the protocol lists it;
+  image, the authors' code crashes; we run the image whole and the protocol lists it (quadrants
+  always fit: t(n) <= n needs n > 2 * overlap, and then t(t(n)) <= t(n) too);
 * self-ensemble runs the 8 flips/transposes, undoes each on the output and averages in float;
 * the result is clamped to 0..255 and rounded half to even (torch.round), as EDSR's quantize().
 """
@@ -38,8 +39,8 @@ CHOP_DESCRIPTION = ("the authors' forward_chop: the h x w LR image is cut into 4
                     "a multiple of the scale, by a full scale when already one); always split at least once; "
                     "a quadrant is split again while t(h) * t(w) >= min_pixels, else the network runs on it; "
                     "each quadrant keeps its own half of the output in each direction (no blending); where "
-                    "t(h) > h or t(w) > w (the authors' code crashes there) that (sub)image is run whole, and "
-                    "the images where this happened are listed under chop_whole_passes")
+                    "t(h) > h or t(w) > w (the authors' code crashes there) the image is run whole, and the "
+                    "images where this happened are listed under chop_whole_passes")
 DEFAULT_OVERLAP = 10
 
 
@@ -97,8 +98,8 @@ def _check_tiling(tile: Any, min_pixels: int | None, overlap: int, scale: int) -
 @dataclass(frozen=True)
 class ChopPlan:
     """What chop does with an h x w LR image (it depends on the sizes only): `levels` of splitting,
-    each quadrant of the last level `tile` LR px; `whole_pass` when the network ran on the image (or,
-    with levels > 0, on each level-`levels` quadrant) whole because the rounded tile did not fit."""
+    each quadrant of the last level `tile` LR px; `whole_pass` (with levels 0) when the network ran on
+    the whole image because the rounded tile did not fit."""
 
     levels: int
     tile: tuple[int, int]
@@ -125,7 +126,7 @@ def chop_forward(model: torch.nn.Module, x: torch.Tensor, scale: int, min_pixels
     _, _, h, w = x.shape
     h_half, w_half = h // 2, w // 2
     h_size, w_size = chop_tile_side(h, scale, overlap), chop_tile_side(w, scale, overlap)
-    if h_size > h or w_size > w:  # the quadrants would reach outside the image: run it whole
+    if h_size > h or w_size > w:  # the quadrants would reach outside the image (only ever at the top): whole
         return model(x)
     origins = [(0, 0), (0, w - w_size), (h - h_size, 0), (h - h_size, w - w_size)]
     tiles = [x[..., y0:y0 + h_size, x0:x0 + w_size] for y0, x0 in origins]

@@ -128,3 +128,23 @@ def test_authors_checkpoint_needs_the_paper_model(tmp_path, capsys):
     rc = main(["evaluate", "--method", "no_msnlab", "--checkpoint", str(tmp_path / "a.pt"), "--scale", "2",
                "--dataset", str(src), "--out", str(out), "--device", "cpu"])
     assert rc == 2 and "model.msnlab" in _error(capsys)
+
+
+def test_pretrained_row_options(tmp_path, capsys):
+    src = _tiny_dataset(tmp_path / "Tiny")
+    authors = tmp_path / "a.pt"
+    torch.save(authors_checkpoint(2), authors)
+    rc, out = _evaluate(tmp_path, src, authors, 2, "msnlan_authors", "--name", "msnlan_authors",
+                        "--label", "MSNLAN (authors)", "--weights-source", "released by the authors")
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    proto = json.loads(out.with_name("Tiny.protocol.json").read_text())
+    assert proto["method"] == "msnlan_authors" and proto["variant"] == "msnlan"
+    assert proto["pretrained"] == {"name": "msnlan_authors", "label": "MSNLAN (authors)",
+                                   "source": "released by the authors", "variant": "msnlan"}
+    for extra, message in ((["--label", "x"], "--weights-source too"), (["--name", "a b"], "--name 'a b'")):
+        rc, _ = _evaluate(tmp_path, src, authors, 2, "bad", *extra)
+        assert rc == 2 and message in _error(capsys)
+    rc = main(["evaluate", "--method", "bicubic", "--scale", "2", "--dataset", str(src), "--out",
+               str(tmp_path / "b.csv"), "--weights-source", "somewhere"])
+    assert rc == 2 and "--weights-source" in _error(capsys)
