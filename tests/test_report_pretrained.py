@@ -53,6 +53,9 @@ def test_report_groups_pretrained_rows_by_source(tmp_path):
     # the same numbers as the copied evaluation: the row is built from its own files
     psnr = cells[(cells.column == "PSNR")].set_index("row").text
     assert psnr[LABEL] == psnr["msnlan"]
+    tidy = pd.read_csv(out.html.parent / "tables" / "main.csv")
+    assert set(tidy[tidy.method == "msnlan_authors"].source) == {f"measured; weights from {SOURCE}"}
+    assert set(tidy[tidy.method == "msnlan"].source) == {"measured"}
     ablation = pd.read_csv(out.html.parent / "tables" / "ablation_cells.csv")
     assert set(ablation.row) == {"msnlan", "no_msnlab"}
     complexity = pd.read_csv(out.html.parent / "tables" / "complexity_cells.csv")

@@ -212,6 +212,9 @@ def main_table_frame(summary: pd.DataFrame, published: pd.DataFrame | None) -> p
                     "n_infinite_psnr"]].copy()
     meas.insert(0, "kind", "measured")
     meas["source"] = "measured"
+    released = pretrained_mask(summary)
+    if released.any():  # weights not trained here: say whose
+        meas.loc[released, "source"] = "measured; weights from " + summary.weights_source[released].astype(str)
     if published is None or published.empty:
         return meas
     pub = published[["method", "scale", "benchmark", "psnr", "ssim", "source"]].copy()
