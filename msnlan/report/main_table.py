@@ -141,7 +141,7 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
                 for method in method_order(measured.method, variants)]
         groups = [RowGroup("Measured here", rows, "measured")] if rows else []
         released = summary[(summary.scale == s) & pretrained]
-        for source in dict.fromkeys(released.weights_source):
+        for source in dict.fromkeys(released.weights_source) if len(released) else ():
             theirs = released[released.weights_source == source]
             rows = [measured_row(method, theirs[theirs.method == method], s,
                                  str(theirs[theirs.method == method].label.iloc[0]) or method)
