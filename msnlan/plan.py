@@ -372,7 +372,7 @@ def select_pretrained(cfg: Mapping, variants: Mapping, downloads_dir: str, sourc
                 checkpoints[scale] = {"file": ck["path"], "url": None, "sha256": None}
                 continue
             archive = pretrained_archive(name, scale, ck["url"])
-            downloads[archive] = {"url": ck["url"], "sha256": ck["sha256"], "provides": [],
+            downloads[archive] = {"url": ck["url"], "sha256": ck["sha256"], "bytes": None, "provides": [],
                                   "note": f"checkpoint x{scale} of pretrained row {name!r}"}
             checkpoints[scale] = {"file": os.path.join(downloads_dir, "archives", archive), "url": ck["url"],
                                   "sha256": ck["sha256"]}

@@ -39,7 +39,7 @@ def test_a_pretrained_row_adds_its_evaluations(tmp_path):
     target = plan.pretrained_checkpoint("msnlan_authors", 2)
     assert target == "data/archives/pretrained_msnlan_authors_x2.pth"
     assert plan.archives["pretrained_msnlan_authors_x2.pth"] == {
-        "url": "https://example.org/dl/MSNLAN_x2.pth", "sha256": SHA, "provides": [],
+        "url": "https://example.org/dl/MSNLAN_x2.pth", "sha256": SHA, "bytes": None, "provides": [],
         "note": "checkpoint x2 of pretrained row 'msnlan_authors'"}
     assert plan.pretrained_checkpoint("msnlan_authors", 4) == str(weights)
     assert plan.pretrained_row("msnlan_authors")["variant_file"].endswith("ablations/msnlan.yaml")
