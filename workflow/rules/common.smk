@@ -142,8 +142,10 @@ def eval_options(wildcards) -> str:
 def pretrained_options(wildcards) -> str:
     """msnlan evaluate's record of a pretrained row: its name, display label and source."""
     row = P.pretrained_row(wildcards.pretrained)
-    return (f"--name {shlex.quote(wildcards.pretrained)} --label {shlex.quote(row['label'])} "
-            f"--weights-source {shlex.quote(row['source'])}")
+    return (
+        f"--name {shlex.quote(wildcards.pretrained)} --label {shlex.quote(row['label'])} "
+        f"--weights-source {shlex.quote(row['source'])}"
+    )
 
 
 def complexity_options() -> str:

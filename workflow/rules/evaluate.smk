@@ -39,12 +39,12 @@ rule evaluate:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("{variant}{ensemble}"),
-    wildcard_constraints:
-        variant=P.variant_pattern(),
     log:
         f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
     benchmark:
         f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    wildcard_constraints:
+        variant=P.variant_pattern(),
     conda:
         "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]
@@ -73,12 +73,12 @@ rule evaluate_pretrained:
         dataset=P.dataset_json("{benchmark}"),
     output:
         **eval_outputs("{pretrained}{ensemble}"),
-    wildcard_constraints:
-        pretrained=P.pretrained_pattern(),
     log:
         f"{P.results}/logs/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
     benchmark:
         f"{P.results}/benchmarks/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    wildcard_constraints:
+        pretrained=P.pretrained_pattern(),
     conda:
         "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]
