@@ -72,20 +72,24 @@ def collect(results_dir: str | os.PathLike) -> Collected:
         if ev.method.endswith("+") != ev.self_ensemble:
             warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
                             f"{ev.method!r} {'lacks' if ev.self_ensemble else 'has'} the '+' suffix")
-        run = run_of.get((ev.variant, ev.scale))
+        pre = ev.pretrained
+        variant = pre["variant"] if pre else ev.variant
+        run = None if pre else run_of.get((ev.variant, ev.scale))  # not trained here: no run of ours
         p = ev.protocol
         summary_rows.append({
-            "method": ev.method, "variant": ev.variant, "self_ensemble": ev.self_ensemble,
+            "method": ev.method, "variant": variant, "self_ensemble": ev.self_ensemble,
             "scale": ev.scale, "benchmark": ev.benchmark, **stats,
             "lr_source": p.get("lr_source", ""), "tiling": format_tiling(p.get("tiling")),
             "shave": p.get("shave", ""), "color_space": p.get("color_space", ""),
             "checkpoint": p.get("checkpoint") or "",
             "training_preset": (run.preset or "") if run else "",
             "training_iterations": (run.iterations if run and run.iterations is not None else ""),
+            "label": (pre["label"] + ("+" if ev.self_ensemble else "")) if pre else "",
+            "weights_source": pre["source"] if pre else "",
         })
         frame = ev.rows.copy()
         frame.insert(0, "method", ev.method)
-        frame.insert(1, "variant", ev.variant)
+        frame.insert(1, "variant", variant)
         frame.insert(2, "self_ensemble", ev.self_ensemble)
         frame.insert(3, "scale", ev.scale)
         frame.insert(4, "benchmark", ev.benchmark)

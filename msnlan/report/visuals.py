@@ -80,8 +80,10 @@ def _dataset_path(results_dir: Path, evals: Sequence[EvalResult], benchmark: str
 
 def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.DataFrame,
                   images: Sequence[tuple[str, str]], scales: Sequence[int], methods: Sequence[str],
-                  crop_boxes: dict[str, CropBox], crop_size: int | None) -> tuple[list[Visual], list[str]]:
-    """Build every (image, scale) comparison; problems become warnings, not failures."""
+                  crop_boxes: dict[str, CropBox], crop_size: int | None,
+                  labels: dict[str, str] | None = None) -> tuple[list[Visual], list[str]]:
+    """Build every (image, scale) comparison; problems become warnings, not failures. `labels`: the
+    display names of methods shown under another name (rows of weights not trained here)."""
     from ..data.datasets import load_dataset
     from ..data.imresize import imresize
     from ..data.images import read_image
@@ -109,7 +111,7 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
                     continue
                 try:
                     v = _one_visual(results_dir, pairs[name], bench, s, per_image, methods, crop_boxes,
-                                    crop_size, read_image, imresize, warnings)
+                                    crop_size, read_image, imresize, warnings, labels or {})
                 except MsnlanError as exc:
                     warnings.append(f"visual comparison of {bench}/{name} x{s}: {exc}")
                     continue
@@ -119,7 +121,7 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
 
 
 def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, crop_size, read_image, imresize,
-                warnings) -> Visual | None:
+                warnings, labels) -> Visual | None:
     hr = pair.hr
     here = per_image[(per_image.scale == s) & (per_image.benchmark == bench) & (per_image.image == pair.name)]
     shown = [m for m in methods if m in set(here.method)]
@@ -157,6 +159,7 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
         c = crop(img, box)
         values = crop_metrics(c, hr_crop, s)
         text = " / ".join(format_number(values[m.name], m.decimals) for m in metrics)
-        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else method, png_data_uri(zoom_nearest(c, z)),
+        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else labels.get(method, method),
+                              png_data_uri(zoom_nearest(c, z)),
                               text, note))
     return vis

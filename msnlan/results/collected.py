@@ -18,10 +18,13 @@ from . import layout
 KEY_COLUMNS = ("method", "variant", "self_ensemble", "scale", "benchmark")
 PROVENANCE_COLUMNS = ("lr_source", "tiling", "shave", "color_space", "checkpoint", "training_preset",
                       "training_iterations")
+#: rows of weights not trained by the workflow: their display name and source ("" for the others);
+#: their `variant` is the network the weights are for
+PRETRAINED_COLUMNS = ("label", "weights_source")
 
 
 def summary_columns() -> tuple[str, ...]:
-    return KEY_COLUMNS + metric_names() + ("n_images", "n_infinite_psnr") + PROVENANCE_COLUMNS
+    return KEY_COLUMNS + metric_names() + ("n_images", "n_infinite_psnr") + PROVENANCE_COLUMNS + PRETRAINED_COLUMNS
 
 
 def per_image_columns() -> tuple[str, ...]:
