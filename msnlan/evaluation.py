@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -32,6 +33,8 @@ from .results.evaluations import PartialEval, write_eval_csv, write_protocol
 log = logging.getLogger(__name__)
 
 RANDOM_INIT_SEED = 0
+#: a method name is a folder name of the results (eval/<method>/...)
+METHOD_NAME = r"[A-Za-z0-9_\-]+"
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -84,22 +87,43 @@ class Method:
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
     checkpoint_info: dict | None = None
+    conversion: dict | None = None  # set when the checkpoint was converted on the fly (its source file)
 
 
+AUTHORS_LAYOUT = "the authors' released key layout (Wu et al., Signal Processing 2023)"
 
-def _read_checkpoint(path: Path) -> tuple[dict, dict | None, int | None, dict]:
-    """(state_dict, resolved variant or None, scale or None, extra info) from final.pt or a plain state_dict."""
-    from .training.checkpoint import load, read_weights
 
-    try:
+def _read_checkpoint(path: Path, scale: int) -> tuple[dict, dict | None, int | None, dict, dict | None]:
+    """(state_dict, resolved variant or None, scale or None, extra info, conversion record or None)
+    from final.pt, a training state, or a plain state_dict (also wrapped in {'state_dict': ...} or
+    {'model': ...}); a state_dict in the authors' layout is converted here, and the conversion record
+    says so (the source file and its sha256)."""
+    from .models.convert import convert_authors_checkpoint, is_authors_layout, unwrap_state_dict
+    from .paper import PAPER_DESCRIPTION, PAPER_MODEL
+    from .training.checkpoint import TRAIN_STATE_FORMAT, WEIGHTS_FORMAT, load, read_weights
+
+    raw = load(path)
+    if isinstance(raw, dict) and raw.get("format") in (WEIGHTS_FORMAT, TRAIN_STATE_FORMAT):
         record = read_weights(path)
         info = {k: record.get(k) for k in ("preset", "iterations") if record.get(k) is not None}
-        return record["model"], record["variant"], int(record["scale"]), info
-    except CheckpointError:
-        raw = load(path)
-        if isinstance(raw, dict) and raw and all(torch.is_tensor(v) for v in raw.values()):
-            return raw, None, None, {"format": "plain state_dict"}
-        raise
+        return record["model"], record["variant"], int(record["scale"]), info, None
+    try:
+        state = unwrap_state_dict(raw)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    wrapper = next((k for k in ("state_dict", "model") if isinstance(raw, dict) and k in raw
+                    and not torch.is_tensor(raw[k])), None)
+    info = {"format": "plain state_dict" + (f" (wrapped in {{'{wrapper}': ...}})" if wrapper else "")}
+    if not is_authors_layout(state, scale):
+        return dict(state), None, None, info, None
+    try:
+        converted = convert_authors_checkpoint(state, scale)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path} (the authors' layout): {exc}") from None
+    conversion = {"from": AUTHORS_LAYOUT, "file": str(path), "sha256": file_sha256(path),
+                  "wrapper": wrapper, "converter": "msnlan.models.convert.convert_authors_checkpoint"}
+    paper = {"name": "paper (the authors' checkpoint)", "description": PAPER_DESCRIPTION, "model": dict(PAPER_MODEL)}
+    return converted, paper, None, {**info, "layout": "authors"}, conversion
 
 
 def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None = None,
@@ -129,7 +153,7 @@ def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None
         return Method(resolved["name"], model.to(device or "cpu").eval(), resolved,
                       f"random-init (torch.manual_seed({RANDOM_INIT_SEED}))")
     path = Path(checkpoint)
-    state, ck_variant, ck_scale, info = _read_checkpoint(path)
+    state, ck_variant, ck_scale, info, conversion = _read_checkpoint(path, scale)
     if ck_scale is not None and ck_scale != scale:
         raise CheckpointError(f"checkpoint {path} is for x{ck_scale}, not x{scale}")
     if ck_variant is not None:
@@ -140,16 +164,29 @@ def load_method(method: str, scale: int, *, checkpoint: str | os.PathLike | None
                 f"checkpoint {path} holds variant {ck_variant.get('name')!r}, which differs from method "
                 f"{method!r} in " + ", ".join(f"model.{k} ({theirs.get(k)!r} vs {ours.get(k)!r})" for k in differ))
     model = build_model(method, scale)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    from .models.convert import first_mismatch
+
+    mismatch = first_mismatch(state, model.state_dict())
+    if mismatch is not None:
         raise CheckpointError(f"checkpoint {path}: weights do not fit variant {resolved['name']!r} at "
-                              f"x{scale}: {str(exc)[:600]}") from None
+                              f"x{scale}: {mismatch}")
+    model.load_state_dict(state, strict=True)
     return Method(resolved["name"], model.to(device or "cpu").eval(), resolved, "checkpoint", str(path),
-                  file_sha256(path), info)
+                  conversion["sha256"] if conversion else file_sha256(path), info, conversion)
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+def _chop_whole_passes(ds: Dataset, scale: int, tiling: dict) -> list | None:
+    """With chop: the images run whole because the authors' rounded tile is larger than the LR image
+    (their code crashes there); None without chop."""
+    if tiling["mode"] != "chop":
+        return None
+    from .inference import chop_plan
+
+    return [{"image": p.name, "lr_size": [int(p.lr.shape[0]), int(p.lr.shape[1])]} for p in ds.items
+            if chop_plan(p.lr.shape[0], p.lr.shape[1], scale, tiling["min_pixels"], tiling["overlap"]).whole_pass]
 
 
 def _progress(total: int, enabled: bool | None):
@@ -169,17 +206,27 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
                     self_ensemble: bool = False, device: Any = "auto",
                     save_images: str | os.PathLike | None = None, drop_alpha: bool = False,
                     lr_dir: str | os.PathLike | None = None, progress: bool | None = None,
-                    log_line: Callable[[str], None] | None = None, attention_mode: str = "auto") -> dict:
+                    log_line: Callable[[str], None] | None = None, attention_mode: str = "auto",
+                    name: str | None = None, label: str | None = None,
+                    weights_source: str | None = None) -> dict:
     """Evaluate `method` on `dataset` at `scale`; write `out_csv` and its protocol.json.
 
     Returns the protocol dict (with its 'summary'). See `load_method` for what `method` and
     `checkpoint` accept; `tile`, `min_pixels`, `overlap`, `self_ensemble` as in `msnlan.upscale`;
     `attention_mode` ("auto", "fast", "direct") selects the MSNLAB attention form, and the
-    protocol records the form that ran.
+    protocol records the form that ran. `name` replaces the method name (default: the variant's);
+    `weights_source` marks weights not trained by the workflow (e.g. the authors' released ones): the
+    protocol's "pretrained" record keeps it with `label` (the display name) and the variant.
     """
     scale = check_scale(scale, supported=None)
     if not str(out_csv).endswith(".csv"):
         raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
+    if name is not None and not re.fullmatch(METHOD_NAME, name):
+        raise ConfigError(f"--name {name!r}: a method name has letters, digits, '_' and '-' only")
+    if weights_source is not None and (method == "bicubic" or checkpoint is None):
+        raise ConfigError("--weights-source describes a checkpoint's origin: give --checkpoint with a variant")
+    if label is not None and weights_source is None:
+        raise ConfigError("--label names a row of weights not trained here: give --weights-source too")
     log_line = log_line or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = resolve_device(device)
     meth = load_method(method, scale, checkpoint=checkpoint, random_init=random_init, device=dev)
@@ -205,7 +252,10 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     from .metrics import check_evaluable, protocol_description, summarize
     from .variants import variant_hash
 
-    name = meth.name + ("+" if self_ensemble else "")
+    pretrained = None if weights_source is None else {
+        "name": name or meth.name, "label": label or name or meth.name, "source": weights_source,
+        "variant": meth.variant["name"]}
+    name = (name or meth.name) + ("+" if self_ensemble else "")
     if not is_bicubic:  # first-call costs (CUDA context, kernel selection) stay out of image 1's time
         with torch.inference_mode():
             meth.model(torch.zeros(1, 3, 16, 16, device=dev))
@@ -277,6 +327,8 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "checkpoint": meth.checkpoint,
         "checkpoint_sha256": meth.checkpoint_sha256,
         "checkpoint_info": meth.checkpoint_info,
+        "checkpoint_conversion": meth.conversion,
+        "pretrained": pretrained,
         "scale": scale,
         "benchmark": layout.protocol_json(out_csv).name[: -len(".protocol.json")],
         "dataset_name": ds.name,
@@ -287,6 +339,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
         "lr_source": ds.lr_source,
         "hr_crop": f"top-left crop to a multiple of {scale} (modcrop) before LR generation and evaluation",
         **inference,
+        "chop_whole_passes": _chop_whole_passes(ds, scale, inference["tiling"]),
         **protocol_description(scale),
         "bicubic": "MATLAB-exact imresize by the scale (msnlan.imresize)" if is_bicubic else None,
         "timing": "wall-clock seconds of upscale() per image (uint8 in host memory to uint8 in host memory), "

@@ -6,15 +6,20 @@ Conventions (recorded in every protocol.json through `inference_protocol`):
 * a grayscale LR image is replicated to 3 channels; the 3-channel output is averaged back to one
   channel in float, before clamping and rounding, so a one-channel HR is measured against a
   one-channel SR on its own values;
-* "chop" is the authors' recursive four-quadrant split: each quadrant is extended by `overlap` LR
-  pixels towards the image centre; quadrants are split again while they hold at least
-  `min_pixels` pixels, and the model runs on smaller ones; each quadrant contributes only its own
-  quarter of the output, so the overlap is discarded;
+* "chop" is the authors' test-time split (their forward_chop; Wu et al., Signal Processing 2023): an
+  image of h x w LR pixels is cut into four overlapping quadrants of tile_side(h) x tile_side(w),
+  where tile_side(n) = n//2 + overlap, plus scale - (n//2 + overlap) % scale (always rounded up, by a
+  full `scale` when already a multiple); it is split at least once; a quadrant is split again while
+  that rounded tile's area is >= min_pixels, else the model runs on it; each quadrant contributes
+  only its own half in each direction (no blending). Where the rounded tile is larger than the
+  image, the authors' code crashes; we run the image whole and the protocol lists it (quadrants
+  always fit: t(n) <= n needs n > 2 * overlap, and then t(t(n)) <= t(n) too);
 * self-ensemble runs the 8 flips/transposes, undoes each on the output and averages in float;
 * the result is clamped to 0..255 and rounded half to even (torch.round), as EDSR's quantize().
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,9 +34,13 @@ GRAYSCALE_POLICY = ("one-channel LR replicated to 3 channels for the network; th
                     "averaged (float, before clamping/rounding) into one channel, which is compared with "
                     "the one-channel HR on its own values")
 SELF_ENSEMBLE_DESCRIPTION = "x8: identity, flips and transposes; outputs inverted and averaged in float before rounding"
-CHOP_DESCRIPTION = ("recursive four-quadrant split of the LR (each quadrant extended by `overlap` px towards "
-                    "the centre); a quadrant is split again while it has >= min_pixels LR pixels; the overlap "
-                    "is discarded when the quadrants' outputs are pasted")
+CHOP_DESCRIPTION = ("the authors' forward_chop: the h x w LR image is cut into 4 overlapping quadrants of "
+                    "t(h) x t(w) LR px, t(n) = n//2 + overlap + scale - (n//2 + overlap) % scale (rounded up to "
+                    "a multiple of the scale, by a full scale when already one); always split at least once; "
+                    "a quadrant is split again while t(h) * t(w) >= min_pixels, else the network runs on it; "
+                    "each quadrant keeps its own half of the output in each direction (no blending); where "
+                    "t(h) > h or t(w) > w (the authors' code crashes there) the image is run whole, and the "
+                    "images where this happened are listed under chop_whole_passes")
 DEFAULT_OVERLAP = 10
 
 
@@ -48,6 +57,20 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def chop_tile_side(n: int, scale: int, overlap: int) -> int:
+    """The authors' quadrant side along an axis of n LR px: n//2 + overlap, rounded up to the next
+    multiple of `scale` strictly above it (a full `scale` is added when it already is one)."""
+    side = n // 2 + overlap
+    return side + scale - side % scale
+
+
+def _largest_fixed_side(scale: int, overlap: int) -> int:
+    """The largest side whose quadrant is the side itself (0 if none): splitting it never shrinks it.
+    Only sides up to 2 * (overlap + scale) can be fixed, as tile_side(n) <= n//2 + overlap + scale."""
+    fixed = [n for n in range(1, 2 * (overlap + scale) + 1) if chop_tile_side(n, scale, overlap) == n]
+    return max(fixed, default=0)
+
+
 def _check_tiling(tile: Any, min_pixels: int | None, overlap: int, scale: int) -> tuple[str, int]:
     """Normalise (tile, min_pixels): tile None/'none' or 'chop'; an int tile is chop's min_pixels."""
     if isinstance(tile, (int, np.integer)) and not isinstance(tile, bool):
@@ -61,31 +84,49 @@ def _check_tiling(tile: Any, min_pixels: int | None, overlap: int, scale: int) -
         raise ConfigError(f"min_pixels must be a positive integer, got {min_pixels!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
         raise ConfigError(f"overlap must be a non-negative integer, got {overlap!r}")
-    # a side of n > 2*overlap px splits into n//2 + overlap; 2*overlap is a fixed point, so quadrants
-    # never get below (2*overlap)^2 px: a smaller threshold would split forever (the authors' code
-    # never terminates there)
-    if min_pixels <= (2 * overlap) ** 2:
-        raise ConfigError(f"min_pixels {min_pixels} is too small for overlap {overlap}: chop quadrants never get "
-                          f"below (2 x {overlap})^2 = {(2 * overlap) ** 2} LR pixels; use a larger min_pixels "
-                          "(the authors use 4000, 3600 at x4)")
+    # a side n with tile_side(n) == n splits into quadrants as large as itself: with a threshold at or
+    # below n^2 the authors' recursion never ends (with their 4000/3600 it always does)
+    fixed = _largest_fixed_side(scale, int(overlap))
+    if min_pixels <= fixed ** 2:
+        raise ConfigError(f"min_pixels {min_pixels} is too small for overlap {overlap} at x{scale}: a "
+                          f"{fixed} x {fixed} LR tile splits into quadrants of the same size, so the chop "
+                          f"recursion would never end; use min_pixels > {fixed ** 2} (the authors use 4000, "
+                          "3600 at x4)")
     return "chop", int(min_pixels)
 
 
-def _half_and_size(n: int, overlap: int) -> tuple[int, int]:
-    """Split point and tile length along one axis of length n: the tile reaches `overlap` past the
-    middle, never past the image, and always covers its own half (also for odd n and overlap 0)."""
-    half = n // 2
-    size = min(n, max(half + overlap, n - half))
-    return half, size
+@dataclass(frozen=True)
+class ChopPlan:
+    """What chop does with an h x w LR image (it depends on the sizes only): `levels` of splitting,
+    each quadrant of the last level `tile` LR px; `whole_pass` (with levels 0) when the network ran on
+    the whole image because the rounded tile did not fit."""
+
+    levels: int
+    tile: tuple[int, int]
+    whole_pass: bool
+
+
+def chop_plan(h: int, w: int, scale: int, min_pixels: int, overlap: int = DEFAULT_OVERLAP) -> ChopPlan:
+    """The tiling chop_forward applies to an h x w input (all quadrants of a level share one size)."""
+    levels = 0
+    while True:
+        th, tw = chop_tile_side(h, scale, overlap), chop_tile_side(w, scale, overlap)
+        if th > h or tw > w:
+            return ChopPlan(levels, (h, w), True)
+        levels += 1
+        if th * tw < min_pixels:
+            return ChopPlan(levels, (th, tw), False)
+        h, w = th, tw
 
 
 def chop_forward(model: torch.nn.Module, x: torch.Tensor, scale: int, min_pixels: int,
                  overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
-    """Recursive four-quadrant inference of `model` on NCHW `x` (float output, not rounded)."""
+    """The authors' recursive four-quadrant inference of `model` on NCHW `x` (float output, not
+    rounded); see CHOP_DESCRIPTION. Check min_pixels with _check_tiling first (termination)."""
     _, _, h, w = x.shape
-    h_half, h_size = _half_and_size(h, overlap)
-    w_half, w_size = _half_and_size(w, overlap)
-    if h_size >= h and w_size >= w:  # too small to split any further (the quadrants are the image)
+    h_half, w_half = h // 2, w // 2
+    h_size, w_size = chop_tile_side(h, scale, overlap), chop_tile_side(w, scale, overlap)
+    if h_size > h or w_size > w:  # the quadrants would reach outside the image (only ever at the top): whole
         return model(x)
     origins = [(0, 0), (0, w - w_size), (h - h_size, 0), (h - h_size, w - w_size)]
     tiles = [x[..., y0:y0 + h_size, x0:x0 + w_size] for y0, x0 in origins]
@@ -93,7 +134,7 @@ def chop_forward(model: torch.nn.Module, x: torch.Tensor, scale: int, min_pixels
         outs = [model(t) for t in tiles]
     else:
         outs = [chop_forward(model, t, scale, min_pixels, overlap) for t in tiles]
-    # quadrant i owns output rows/cols of its own half; its tile starts at scale * origin
+    # quadrant i owns the output rows/cols of its own half; its tile's output starts at scale * origin
     rows = [(0, h_half * scale), (h_half * scale, h * scale)]
     cols = [(0, w_half * scale), (w_half * scale, w * scale)]
     out = outs[0].new_empty(outs[0].shape[0], outs[0].shape[1], h * scale, w * scale)

@@ -57,6 +57,7 @@ class Plan:
     needs_archive: dict = field(default_factory=dict)  # dataset name -> archive providing it
     train_stages: int = 1     # stages of the training preset
     job_per_stage: bool = True  # with stages: a `train_stage` job for each but the last
+    pretrained: dict = field(default_factory=dict)  # row name -> weights not trained here (select_pretrained)
 
     # ---- training seeds ----
     @property
@@ -122,11 +123,45 @@ class Plan:
 
     # ---- what is planned ----
     def methods(self) -> list:
-        """Every evaluated method: bicubic (if asked), each variant, and "<variant>+" rows."""
+        """Every evaluated method: bicubic (if asked), each variant, each pretrained row, and the
+        "<name>+" rows."""
         out = ["bicubic"] if self.bicubic else []
-        out += list(self.variants)
+        out += list(self.variants) + list(self.pretrained)
         out += [f"{v}+" for v in self.ensemble_variants]
         return out
+
+    def method_scales(self, method: str) -> list:
+        """The scales a method is evaluated at: every scale, but a pretrained row only where it has
+        a checkpoint."""
+        row = self.pretrained.get(method[:-1] if method.endswith("+") else method)
+        return [s for s in self.scales if row is None or s in row["checkpoints"]]
+
+    def method_seeds(self, method: str) -> list:
+        """The seed level of a method's evaluations: a trained variant's (and its "+" row's) run seeds;
+        [None] for bicubic and pretrained rows, which no training seed changes."""
+        return self.run_seeds() if (method[:-1] if method.endswith("+") else method) in self.variants else [None]
+
+    def pretrained_row(self, name: str) -> dict:
+        try:
+            return self.pretrained[name]
+        except KeyError:
+            raise PlanError(f"unknown pretrained row {name!r} (config key 'pretrained': "
+                            f"{', '.join(self.pretrained) or 'none'})") from None
+
+    def pretrained_checkpoint(self, name: str, scale) -> str:
+        """The local weights file of a pretrained row at `scale` (a download's target for a URL)."""
+        checkpoints = self.pretrained_row(name)["checkpoints"]
+        if int(scale) not in checkpoints:
+            raise PlanError(f"pretrained row {name!r} has no checkpoint for x{scale}")
+        return checkpoints[int(scale)]["file"]
+
+    def variant_pattern(self) -> str:
+        """Wildcard constraint matching exactly the selected variants' names."""
+        return _alternatives(self.variants)
+
+    def pretrained_pattern(self) -> str:
+        """Wildcard constraint matching exactly the pretrained rows' names (nothing when none)."""
+        return _alternatives(self.pretrained)
 
     def variant(self, name: str) -> dict:
         try:
@@ -143,9 +178,10 @@ class Plan:
         return src
 
     def all_evaluations(self) -> list:
-        """Every eval table and protocol the config asks for: bicubic once, trained methods per seed."""
-        keys = [(m, s, b, k) for m in self.methods() for s in self.scales for b in self.benchmarks
-                for k in ([None] if m == "bicubic" else self.run_seeds())]
+        """Every eval table and protocol the config asks for: bicubic and pretrained rows once, trained
+        methods per seed."""
+        keys = [(m, s, b, k) for m in self.methods() for s in self.method_scales(m) for b in self.benchmarks
+                for k in self.method_seeds(m)]
         return [self.eval_table(*k) for k in keys] + [self.protocol(*k) for k in keys]
 
     def all_weights(self) -> list:
@@ -153,6 +189,12 @@ class Plan:
 
     def all_complexity(self) -> list:
         return [self.complexity_json(v, s) for v in self.variants for s in self.scales]
+
+
+def _alternatives(names) -> str:
+    """A regex matching exactly one of `names`; one that matches nothing when there are none."""
+    names = sorted(names, key=len, reverse=True)
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
 def train_override_items(cfg: Mapping) -> list:
@@ -324,6 +366,68 @@ def check_data(plan: Plan, cfg: Mapping, keys: Mapping[str, str], sources: str =
         plan.needs_archive[name] = archive
 
 
+def pretrained_archive(name: str, scale: int, url: str) -> str:
+    """The downloads' file name of a pretrained row's checkpoint (the URL's suffix kept when plain)."""
+    from urllib.parse import urlparse
+
+    suffix = Path(urlparse(url).path).suffix
+    if not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
+        suffix = ".pt"
+    return f"pretrained_{name}_x{scale}{suffix}"
+
+
+def select_pretrained(cfg: Mapping, variants: Mapping, downloads_dir: str, sources: str = "") -> tuple[dict, dict]:
+    """The config's `pretrained:` rows, checked: ({name: row}, {archive: download row}).
+
+    A row is {"label", "source", "variant", "variant_file", "checkpoints": {scale: {"file", "url",
+    "sha256"}}}. Its variant file is the ablations folder's (beside the selected variants) or a
+    standard variant; a checkpoint path must exist now; a URL is downloaded to
+    <downloads.dir>/archives/ by the download rule and checked against its sha256.
+    """
+    from .variants import resolve_variant, standard_variants_dir
+
+    folder = Path(cfg["ablations_dir"])
+    taken = set(RESERVED_METHODS) | {p.stem for p in folder.glob("*.yaml")} | set(variants)
+    taken |= {p.stem for p in standard_variants_dir().glob("*.yaml")}
+    rows: dict = {}
+    downloads: dict = {}
+    for i, entry in enumerate(cfg.get("pretrained") or []):
+        key = f"config key 'pretrained[{i}]'"
+        name = entry["name"]
+        if name in taken or name in rows:
+            raise PlanError(f"{key}.name: {name!r} is already a variant, the baseline or another pretrained "
+                            f"row; give the released weights a name of their own ({sources})")
+        candidates = [folder / f"{entry['variant']}.yaml", standard_variants_dir() / f"{entry['variant']}.yaml"]
+        variant_file = next((c for c in candidates if c.is_file()), None)
+        if variant_file is None:
+            raise PlanError(f"{key}.variant: no variant {entry['variant']!r} in {folder} or among the standard "
+                            f"variants ({sources})")
+        try:
+            resolve_variant(variant_file)
+        except MsnlanError as exc:
+            raise PlanError(f"{key}.variant: invalid variant file: {exc}") from None
+        checkpoints = {}
+        for scale_key, ck in entry["checkpoints"].items():
+            scale = int(scale_key[1:])
+            if "path" in ck:
+                if not Path(ck["path"]).is_file():
+                    raise PlanError(f"{key}.checkpoints.{scale_key}: weights file {ck['path']!r} does not exist "
+                                    f"(full path {os.path.abspath(ck['path'])}; config: {sources})")
+                checkpoints[scale] = {"file": ck["path"], "url": None, "sha256": None}
+                continue
+            archive = pretrained_archive(name, scale, ck["url"])
+            downloads[archive] = {"url": ck["url"], "sha256": ck["sha256"], "bytes": None, "provides": [],
+                                  "note": f"checkpoint x{scale} of pretrained row {name!r}"}
+            checkpoints[scale] = {"file": os.path.join(downloads_dir, "archives", archive), "url": ck["url"],
+                                  "sha256": ck["sha256"]}
+        if not set(checkpoints) & set(cfg["scales"]):
+            raise PlanError(f"{key}.checkpoints: none of its scales ({', '.join(entry['checkpoints'])}) is "
+                            f"evaluated (config key 'scales': {cfg['scales']})")
+        rows[name] = {"label": entry["label"], "source": entry["source"], "variant": entry["variant"],
+                      "variant_file": str(variant_file), "checkpoints": checkpoints}
+    return rows, downloads
+
+
 def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
     """Build and check the plan from a validated config; `sources` names the config file(s) in messages."""
     variants = select_variants(cfg, sources)
@@ -344,12 +448,14 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
     for bench, src in cfg["benchmarks"].items():
         add(bench, src, f"'benchmarks.{bench}'")
 
+    pretrained, weight_downloads = select_pretrained(cfg, variants, cfg["downloads"]["dir"], sources)
     ens = cfg["evaluate"]["self_ensemble"]
-    ensemble_variants = list(variants) if ens is True else [] if ens is False else list(ens)
-    unknown = [v for v in ensemble_variants if v not in variants]
+    ensemble_variants = [*variants, *pretrained] if ens is True else [] if ens is False else list(ens)
+    unknown = [v for v in ensemble_variants if v not in variants and v not in pretrained]
     if unknown:
         raise PlanError(f"config key 'evaluate.self_ensemble': {', '.join(map(repr, unknown))} "
-                        f"not among the selected variants ({', '.join(variants)})")
+                        f"not among the selected variants ({', '.join(variants)}) or pretrained rows "
+                        f"({', '.join(pretrained) or 'none'})")
 
     plan = Plan(
         results=f"{cfg['results_dir']}/{cfg['name']}",
@@ -360,10 +466,12 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
         seeds=list(cfg["seeds"]), preset_seed=int(_preset(cfg, sources)["settings"]["seed"]),
         bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
         downloads_dir=cfg["downloads"]["dir"], train_stages=count_stages(cfg, sources),
-        job_per_stage=bool(cfg["train"]["job_per_stage"]),
+        job_per_stage=bool(cfg["train"]["job_per_stage"]), pretrained=pretrained,
     )
     check_inside_results(plan, cfg, sources)
     check_data(plan, cfg, keys, sources)
+    # checkpoints given by URL go through the datasets' download rule (checked against their sha256)
+    plan.archives.update(weight_downloads)
     return plan
 
 

@@ -6,8 +6,8 @@ from torch import nn
 
 from msnlan.errors import ConfigError, DataError
 from msnlan.checks import resolve_device
-from msnlan.inference import (chop_forward, default_min_pixels, inference_protocol,
-                              upscale, upscale_float)
+from msnlan.inference import (ChopPlan, chop_forward, chop_plan, chop_tile_side, default_min_pixels,
+                              inference_protocol, upscale, upscale_float)
 
 
 class SmallConvSR(nn.Module):
@@ -60,28 +60,141 @@ def _lr(h, w, seed=0, gray=False):
     return rng.integers(0, 256, size=(h, w) if gray else (h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("scale,h,w,min_pixels,overlap", [(2, 47, 61, 400, 5), (3, 40, 33, 300, 4),
-                                                          (4, 64, 64, 3600, 10), (2, 30, 90, 150, 3)])
-def test_chop_equals_whole_image_for_a_local_model(scale, h, w, min_pixels, overlap):
-    model = SmallConvSR(scale).eval()  # receptive field radius 2 <= overlap: tiling changes nothing
-    x = torch.from_numpy(_lr(h, w)).permute(2, 0, 1)[None].float()
+def authors_chop(model, x, scale, shave=10, min_size=4000):
+    """The authors' test-time chop, re-implemented here from the stated facts of their code: tile side
+    half + shave, then + scale - (half + shave) % scale; always split once; recurse while the rounded
+    tile's area >= min_size; each quadrant keeps its own half; pasted without blending. It crashes
+    where the rounded tile is larger than the image (as theirs does)."""
+    b, c, h, w = x.shape
+    h_half, w_half = h // 2, w // 2
+    h_size, w_size = h_half + shave, w_half + shave
+    h_size += scale - h_size % scale
+    w_size += scale - w_size % scale
+    lr = [x[:, :, 0:h_size, 0:w_size], x[:, :, 0:h_size, (w - w_size):w],
+          x[:, :, (h - h_size):h, 0:w_size], x[:, :, (h - h_size):h, (w - w_size):w]]
+    if w_size * h_size < min_size:
+        sr = [model(patch) for patch in lr]
+    else:
+        sr = [authors_chop(model, patch, scale, shave, min_size) for patch in lr]
+    H, W, Hh, Wh, Hs, Ws = (scale * v for v in (h, w, h_half, w_half, h_size, w_size))
+    out = x.new_zeros(b, c, H, W)
+    out[:, :, 0:Hh, 0:Wh] = sr[0][:, :, 0:Hh, 0:Wh]
+    out[:, :, 0:Hh, Wh:W] = sr[1][:, :, 0:Hh, (Ws - W + Wh):Ws]
+    out[:, :, Hh:H, 0:Wh] = sr[2][:, :, (Hs - H + Hh):Hs, 0:Wh]
+    out[:, :, Hh:H, Wh:W] = sr[3][:, :, (Hs - H + Hh):Hs, (Ws - W + Wh):Ws]
+    return out
+
+
+class NonLocalSR(SmallConvSR):
+    """Local convolutions plus the input's mean: every output pixel depends on the whole tile, so any
+    difference in tiling shows up in the output."""
+
+    def forward(self, x):
+        return super().forward(x) + 0.5 * x.mean(dim=(-2, -1), keepdim=True).mean(dim=1, keepdim=True)
+
+
+def _tensor(lr):
+    return torch.from_numpy(lr).permute(2, 0, 1)[None].float()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("h,w", [(70, 90), (61, 75), (130, 47), (25, 200)])
+def test_chop_is_the_authors_chop(scale, h, w):
+    model = NonLocalSR(scale).eval()
+    lr = _lr(h, w, seed=h + w)
+    x = _tensor(lr)
+    min_size = default_min_pixels(scale)
+    with torch.inference_mode():
+        theirs = authors_chop(model, x, scale, 10, min_size)
+        ours = upscale_float(model, x, scale, tile="chop", min_pixels=min_size, overlap=10)
+    assert torch.equal(ours, theirs)  # same tiles, same operations: float for float
+    assert np.array_equal(upscale(model, lr, tile="chop"),
+                          theirs[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy())
+    assert not chop_plan(h, w, scale, min_size).whole_pass
+
+
+def test_chop_is_the_authors_chop_with_the_paper_network_at_small_width():
+    from msnlan.models.network import build_model
+
+    for scale, (h, w) in ((2, (70, 90)), (3, (61, 75)), (4, (61, 75))):
+        torch.manual_seed(scale)
+        model = build_model("msnlan", scale, n_feats=16, n_resgroups=2, n_resblocks=1).eval()
+        x = _tensor(_lr(h, w, seed=scale))
+        with torch.inference_mode():
+            theirs = authors_chop(model, x, scale, 10, default_min_pixels(scale))
+            ours = upscale_float(model, x, scale, tile="chop", min_pixels=default_min_pixels(scale))
+            whole = model(x)
+        assert torch.allclose(ours, theirs, rtol=0, atol=1e-4), (ours - theirs).abs().max()
+        assert (ours - whole).abs().max() > 1e-3  # the attention sees one tile at a time
+
+
+def test_chop_rounds_up_splits_once_and_recurses_on_the_rounded_area():
+    rec = Recorder(SmallConvSR(2)).eval()
+    # 70 x 90 at x2: sides 35 + 10 = 45 -> 46 and 45 + 10 = 55 -> 56; 46 * 56 = 2576 < 4000: one split
+    upscale(rec, _lr(70, 90), tile="chop")
+    assert rec.sizes == [(46, 56)] * 4
+    assert chop_plan(70, 90, 2, 4000) == ChopPlan(1, (46, 56), False)
+    # a full `scale` is added when half + overlap is already a multiple: 40 // 2 + 10 = 30 -> 32
+    assert chop_tile_side(40, 2, 10) == 32 and chop_tile_side(41, 3, 10) == 33
+    # split at least once even when the image is far below min_pixels
+    rec.sizes.clear()
+    upscale(rec, _lr(30, 30), tile="chop", min_pixels=100000)
+    assert rec.sizes == [(26, 26)] * 4
+    # recursion while the rounded area is >= min_pixels: 124 -> 74 (62 + 10 = 72 is even: + 2; 74 * 74 =
+    # 5476 >= 4000) -> 48 (37 + 10 = 47 -> 48; 2304 < 4000)
+    rec.sizes.clear()
+    upscale(rec, _lr(124, 124), tile="chop")
+    assert rec.sizes == [(48, 48)] * 16
+    assert chop_plan(124, 124, 2, 4000) == ChopPlan(2, (48, 48), False)
+
+
+@pytest.mark.parametrize("scale,h,w", [(2, 21, 40), (2, 40, 21), (3, 23, 23), (4, 20, 64)])
+def test_chop_runs_whole_where_the_authors_code_crashes(scale, h, w):
+    model = NonLocalSR(scale).eval()
+    lr = _lr(h, w)
+    x = _tensor(lr)
+    with torch.inference_mode(), pytest.raises(RuntimeError):
+        authors_chop(model, x, scale, 10, default_min_pixels(scale))
+    plan = chop_plan(h, w, scale, default_min_pixels(scale))
+    assert plan == ChopPlan(0, (h, w), True)
+    assert np.array_equal(upscale(model, lr, tile="chop"), upscale(model, lr))
+
+
+def test_chop_plan_tells_what_chop_runs_and_where_the_authors_code_crashes():
+    class Sizes(nn.Module):  # records input sizes; the output only has the right shape
+        def __init__(self, scale):
+            super().__init__()
+            self.scale, self.sizes = scale, []
+
+        def forward(self, x):
+            self.sizes.append(tuple(x.shape[-2:]))
+            return x.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1)
+
+    for scale in (2, 3, 4):
+        for h in (5, 21, 22, 23, 24, 25, 31, 47, 64, 99, 150):
+            for w in (7, 23, 26, 45, 80, 133, 400):
+                model, x = Sizes(scale), torch.zeros(1, 3, h, w)
+                plan = chop_plan(h, w, scale, default_min_pixels(scale))
+                chop_forward(model, x, scale, default_min_pixels(scale))
+                assert model.sizes == [plan.tile] * 4 ** plan.levels, (scale, h, w)
+                model.sizes.clear()
+                try:
+                    authors_chop(model, x, scale, 10, default_min_pixels(scale))
+                    crashed = False
+                except RuntimeError:
+                    crashed = True
+                assert crashed == plan.whole_pass, (scale, h, w)
+                assert plan.whole_pass == (plan.levels == 0)  # splitting at least once, unless it crashes
+
+
+def test_chop_equals_whole_image_for_a_local_model():
+    model = SmallConvSR(3).eval()  # receptive field radius 2 <= overlap: tiling changes nothing
+    x = _tensor(_lr(95, 83))
     with torch.inference_mode():
         whole = model(x)
-        tiled = chop_forward(model, x, scale, min_pixels, overlap)
-    assert tiled.shape == whole.shape == (1, 3, h * scale, w * scale)
+        tiled = chop_forward(model, x, 3, 600, 5)
+    assert tiled.shape == whole.shape == (1, 3, 285, 249)
     assert torch.max(torch.abs(tiled - whole)).item() < 1e-4
-
-
-def test_chop_recursion_respects_min_pixels_and_overlap():
-    rec = Recorder(SmallConvSR(2)).eval()
-    lr = _lr(100, 80)
-    out = upscale(rec, lr, tile="chop", min_pixels=700, overlap=10)
-    assert out.shape == (200, 160, 3)
-    # level 1: 60x50 = 3000 >= 700 -> split; level 2: 40x35 = 1400 -> split; level 3: 30x27 = 810
-    # -> split; level 4: 25x23 = 575 < 700 -> the model runs on 4^4 tiles of 25x23
-    assert set(rec.sizes) == {(25, 23)}
-    assert len(rec.sizes) == 4 ** 4
-    assert np.array_equal(out, upscale(rec.inner, lr))
 
 
 def test_chop_actually_tiles_a_non_local_model():
@@ -93,25 +206,20 @@ def test_chop_actually_tiles_a_non_local_model():
     assert not np.array_equal(whole, tiled)
 
 
-def test_chop_stops_when_tiles_cannot_shrink():
-    rec = Recorder(SmallConvSR(2)).eval()
-    out = upscale(rec, _lr(15, 15), tile="chop", min_pixels=401, overlap=10)
-    assert out.shape == (30, 30, 3)
-    assert rec.sizes == [(15, 15)]  # the quadrants would be the whole image: one pass
-    assert np.array_equal(out, upscale(rec.inner, _lr(15, 15)))
-
-
 def test_chop_refuses_a_threshold_it_can_never_reach():
-    # quadrants never get below (2 * overlap)^2 pixels: the authors' recursion would not end
-    with pytest.raises(ConfigError, match="min_pixels 400 is too small for overlap 10"):
-        upscale(SmallConvSR(2), _lr(50, 50), tile="chop", min_pixels=400, overlap=10)
-    assert upscale(SmallConvSR(2), _lr(30, 30), tile="chop", min_pixels=40, overlap=2).shape == (60, 60, 3)
+    # x2, overlap 10: t(24) = 24, a 24 x 24 tile splits into 24 x 24 quadrants forever
+    assert chop_tile_side(24, 2, 10) == 24
+    with pytest.raises(ConfigError, match="min_pixels 576 is too small for overlap 10 at x2"):
+        upscale(SmallConvSR(2), _lr(50, 50), tile="chop", min_pixels=576, overlap=10)
+    assert upscale(SmallConvSR(2), _lr(50, 50), tile="chop", min_pixels=577, overlap=10).shape == (100, 100, 3)
+    assert upscale(SmallConvSR(2), _lr(30, 30), tile="chop", min_pixels=65, overlap=2).shape == (60, 60, 3)
 
 
 def test_default_min_pixels_follows_the_authors():
     assert default_min_pixels(2) == 4000 and default_min_pixels(3) == 4000 and default_min_pixels(4) == 3600
     proto = inference_protocol("chop", None, 10, False, 4)
     assert proto["tiling"] == {"mode": "chop", "min_pixels": 3600, "overlap": 10}
+    assert "n//2 + overlap + scale - (n//2 + overlap) % scale" in proto["tiling_rule"]
     assert inference_protocol(None, None, 10, True, 2)["tiling"]["mode"] == "none"
 
 
@@ -121,7 +229,7 @@ def test_self_ensemble_of_flip_equivariant_model_equals_plain_output():
     plain = upscale(model, lr)
     assert np.array_equal(plain, np.kron(lr, np.ones((3, 3, 1), np.uint8)))
     assert np.array_equal(upscale(model, lr, self_ensemble=True), plain)
-    assert np.array_equal(upscale(model, lr, self_ensemble=True, tile="chop", min_pixels=50, overlap=2), plain)
+    assert np.array_equal(upscale(model, lr, self_ensemble=True, tile="chop", min_pixels=100, overlap=2), plain)
 
 
 def test_self_ensemble_inverts_each_transform():
@@ -207,3 +315,23 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             resolve_device("cuda:0")
+
+
+def test_evaluation_protocol_lists_the_whole_image_passes(tmp_path):
+    from PIL import Image
+
+    from msnlan.evaluation import evaluate_method
+
+    (tmp_path / "Set" / "HR").mkdir(parents=True)
+    for name, size in (("small", (42, 60)), ("large", (90, 100))):  # LR 21 x 30 (whole pass) and 45 x 50 at x2
+        Image.fromarray(_lr(*size, seed=1)).save(tmp_path / "Set" / "HR" / f"{name}.png")
+    variant = tmp_path / "tiny.yaml"
+    variant.write_text("_base_: msnlan\ndescription: tiny\nmodel: {n_feats: 8, n_resgroups: 1, n_resblocks: 1, "
+                       "patch_sizes: [3], reduction: 4}\n")
+    proto = evaluate_method(str(variant), tmp_path / "Set", 2, tmp_path / "out.csv", random_init=True, tile="chop",
+                            device="cpu", log_line=lambda _: None)
+    assert proto["chop_whole_passes"] == [{"image": "small", "lr_size": [21, 30]}]
+    assert "run whole" in proto["tiling_rule"]
+    proto = evaluate_method(str(variant), tmp_path / "Set", 2, tmp_path / "out2.csv", random_init=True,
+                            device="cpu", log_line=lambda _: None)
+    assert proto["chop_whole_passes"] is None

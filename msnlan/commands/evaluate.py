@@ -27,6 +27,11 @@ def register(sub) -> None:
     p.add_argument("--attention-mode", choices=ATTENTION_MODES, default="auto",
                    help="MSNLAB attention form: auto (the faster form measured for the device), fast or direct; "
                         "the protocol records the form that ran")
+    p.add_argument("--name", help="the method name recorded in the protocol (default: the variant's name)")
+    p.add_argument("--weights-source", metavar="TEXT",
+                   help="where the checkpoint comes from, for weights not trained by this workflow (e.g. the "
+                        "authors' released ones): recorded in the protocol, shown as the row's group in the report")
+    p.add_argument("--label", help="with --weights-source: the row's display name (default: --name)")
     p.add_argument("--drop-alpha", action="store_true", help="ignore an alpha channel instead of refusing the image")
     p.set_defaults(func=run)
 
@@ -38,7 +43,8 @@ def run(args) -> int:
         args.method, args.dataset, args.scale, args.out, checkpoint=args.checkpoint, random_init=args.random_init,
         tile=args.tile, min_pixels=args.min_pixels, overlap=args.overlap, self_ensemble=args.self_ensemble,
         device=args.device, save_images=args.save_images, drop_alpha=args.drop_alpha, lr_dir=args.lr_dir,
-        attention_mode=args.attention_mode)
+        attention_mode=args.attention_mode, name=args.name, label=args.label,
+        weights_source=args.weights_source)
     s = protocol["summary"]
     print(f"{protocol['method']} x{args.scale} {protocol['benchmark']}: PSNR {s['psnr']:.3f} dB, "
           f"SSIM {s['ssim']:.4f} over {s['n_images']} images -> {args.out}")

@@ -81,7 +81,7 @@ def _expected_shapes(scale: int) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
-def _unwrap(checkpoint: Any) -> Mapping[str, Any]:
+def unwrap_state_dict(checkpoint: Any) -> Mapping[str, Any]:
     """The state_dict inside common wrappers ({'state_dict': ...}, {'model': ...}), without a
     DataParallel 'module.' prefix."""
     state = checkpoint
@@ -105,7 +105,7 @@ def convert_authors_checkpoint(state_dict: Mapping[str, Any], scale: int) -> "Or
     prefixes. Raises CheckpointError naming the first key that does not fit: unexpected
     (in the checkpoint's order), wrong shape, or missing (in the model's order).
     """
-    state = _unwrap(state_dict)
+    state = unwrap_state_dict(state_dict)
     key_map = authors_key_map(scale)
     shapes = _expected_shapes(scale)
     hint = f" (is this an x{scale} checkpoint of the paper model?)"
@@ -130,3 +130,33 @@ def convert_authors_checkpoint(state_dict: Mapping[str, Any], scale: int) -> "Or
             raise CheckpointError(f"missing key {authors!r}{hint}")
     # our module order, so that the result reads like model.state_dict()
     return OrderedDict((k, converted[k]) for k in shapes)
+
+
+def is_authors_layout(state: Mapping[str, Any], scale: int) -> bool:
+    """Whether an (unwrapped) state_dict is in the authors' key layout rather than ours: more of its
+    keys are the authors' names (or their escape_NaN buffers) than names of our paper model."""
+    key_map = authors_key_map(scale)
+    ours = set(key_map.values())
+    theirs = sum(1 for k in state if k in key_map or (isinstance(k, str) and k.endswith("escape_NaN")))
+    return theirs > sum(1 for k in state if k in ours)
+
+
+def first_mismatch(state: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
+    """The first way `state` does not fit a model whose state_dict is `expected` (key -> tensor or
+    shape), as a short phrase naming the key: an unexpected key (in the checkpoint's order), a wrong
+    shape, or a missing key (in the model's order); None when it fits."""
+    def shape_text(shape) -> str:
+        return "x".join(map(str, shape)) or "scalar"
+
+    for key, value in state.items():
+        if key not in expected:
+            return f"unexpected key {key!r}"
+        want = expected[key].shape if torch.is_tensor(expected[key]) else torch.Size(expected[key])
+        if not torch.is_tensor(value):
+            return f"key {key!r} holds {type(value).__name__}, not a tensor"
+        if value.shape != want:
+            return f"key {key!r} has shape {shape_text(value.shape)}, expected {shape_text(want)}"
+    for key in expected:
+        if key not in state:
+            return f"missing key {key!r}"
+    return None

@@ -64,13 +64,20 @@ class Collected:
         return sorted({ev.seed for ev in self.evals if ev.seed is not None})
 
 
+def _variant(ev: EvalResult) -> str:
+    """The network an evaluation measured: a pretrained row's variant, else the method's."""
+    return ev.pretrained["variant"] if ev.pretrained else ev.variant
+
+
 def _provenance(ev: EvalResult, run: RunInfo | None) -> dict:
-    p = ev.protocol
+    p, pre = ev.protocol, ev.pretrained
     return {"lr_source": p.get("lr_source", ""), "tiling": format_tiling(p.get("tiling")),
             "shave": p.get("shave", ""), "color_space": p.get("color_space", ""),
             "checkpoint": p.get("checkpoint") or "",
             "training_preset": (run.preset or "") if run else "",
-            "training_iterations": (run.iterations if run and run.iterations is not None else "")}
+            "training_iterations": (run.iterations if run and run.iterations is not None else ""),
+            "label": (pre["label"] + ("+" if ev.self_ensemble else "")) if pre else "",
+            "weights_source": pre["source"] if pre else ""}
 
 
 def _joined(values) -> str:
@@ -111,9 +118,10 @@ def collect(results_dir: str | os.PathLike) -> Collected:
                 warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
                                 f"{ev.method!r} {'lacks' if ev.self_ensemble else 'has'} the '+' suffix")
             per_seed[ev.seed] = stats
-            provenance.append(_provenance(ev, run_of.get((ev.variant, ev.scale, ev.seed))))
+            run = None if ev.pretrained else run_of.get((ev.variant, ev.scale, ev.seed))  # not trained here
+            provenance.append(_provenance(ev, run))
             frame = ev.rows.copy()
-            for i, (col, value) in enumerate((("method", ev.method), ("variant", ev.variant),
+            for i, (col, value) in enumerate((("method", ev.method), ("variant", _variant(ev)),
                                               ("self_ensemble", ev.self_ensemble), ("scale", ev.scale),
                                               ("benchmark", ev.benchmark))):
                 frame.insert(i, col, value)
@@ -121,11 +129,11 @@ def collect(results_dir: str | os.PathLike) -> Collected:
                 frame.insert(5, "seed", pd.array([ev.seed] * len(frame), dtype="Int64"))
             image_frames.append(frame)
         first = group[0]
-        key = {"method": method, "variant": first.variant, "self_ensemble": first.self_ensemble,
+        key = {"method": method, "variant": _variant(first), "self_ensemble": first.self_ensemble,
                "scale": scale, "benchmark": benchmark}
         if not seeded:
             stats = per_seed[None]
-        elif None in per_seed:  # bicubic: no training, no seeds
+        elif None in per_seed:  # bicubic and pretrained rows: not trained here, no seeds
             stats = {**per_seed[None], "n_seeds": None}
         else:
             try:

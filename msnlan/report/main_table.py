@@ -79,7 +79,7 @@ def _measured_cell(rec: pd.Series, metric) -> Cell:
     if "n_seeds" not in rec.index:
         return Cell.number(value, metric.decimals, title=f"n={n}")
     if pd.isna(rec.n_seeds):
-        return Cell.number(value, metric.decimals, title=f"n={n} images (no training, so no seeds)")
+        return Cell.number(value, metric.decimals, title=f"n={n} images (not trained here, so no seeds)")
     k = int(rec.n_seeds)
     sd, low, high = (float(rec[f"{metric.name}_{x}"]) for x in ("sd", "min", "max"))
     fmt = lambda x: format_number(x, metric.decimals)  # noqa: E731
@@ -126,34 +126,45 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
             columns.append(Column(f"{b}/{m.name}", m.label, group=label, group_notes=list(group_notes), ranked=True,
                                   higher_is_better=m.higher_is_better, joined=True))
 
+    pretrained = pretrained_mask(summary)
+
+    def measured_row(method: str, mine: pd.DataFrame, s: int, label: str) -> Row:
+        self_ens = bool(mine.self_ensemble.iloc[0])
+        row = Row(method, label, {"source": Cell("measured")},
+                  kind="measured", competes=_competes(method, "measured", compete_sel))
+        if self_ens:
+            row.label_notes.append(notes.marker(SELF_ENSEMBLE_NOTE))
+        for b, rec in _records(mine, benchmarks, metrics, row):
+            n, n_inf = int(rec.n_images), int(rec.n_infinite_psnr)
+            cells = {m.name: _measured_cell(rec, m) for m in metrics}
+            if ref_n[(s, b)] is not None and n != ref_n[(s, b)]:
+                mk = notes.marker("mean over a different number of images than the other rows of this "
+                                  "column (hover for n); not ranked")
+                for c in cells.values():
+                    c.notes.append(mk)
+                    c.rankable = False
+            if n_inf:
+                cells["psnr"].notes.append(notes.marker(
+                    "some images have PSNR = ∞ (SR identical to HR); the PSNR mean is over the finite "
+                    "ones (see n_infinite_psnr in summary.csv)"))
+                cells["psnr"].title += f", {n_inf} with PSNR = ∞"
+            row.cells.update({f"{b}/{name}": c for name, c in cells.items()})
+        return row
+
     sections = []
     for s in scales:
-        measured = summary[summary.scale == s]
-        rows = []
-        for method in method_order(measured.method, variants):
-            mine = measured[measured.method == method]
-            self_ens = bool(mine.self_ensemble.iloc[0])
-            row = Row(method, "Bicubic" if method == "bicubic" else method, {"source": Cell("measured")},
-                      kind="measured", competes=_competes(method, "measured", compete_sel))
-            if self_ens:
-                row.label_notes.append(notes.marker(SELF_ENSEMBLE_NOTE))
-            for b, rec in _records(mine, benchmarks, metrics, row):
-                n, n_inf = int(rec.n_images), int(rec.n_infinite_psnr)
-                cells = {m.name: _measured_cell(rec, m) for m in metrics}
-                if ref_n[(s, b)] is not None and n != ref_n[(s, b)]:
-                    mk = notes.marker("mean over a different number of images than the other rows of this "
-                                      "column (hover for n); not ranked")
-                    for c in cells.values():
-                        c.notes.append(mk)
-                        c.rankable = False
-                if n_inf:
-                    cells["psnr"].notes.append(notes.marker(
-                        "some images have PSNR = ∞ (SR identical to HR); the PSNR mean is over the finite "
-                        "ones (see n_infinite_psnr in summary.csv)"))
-                    cells["psnr"].title += f", {n_inf} with PSNR = ∞"
-                row.cells.update({f"{b}/{name}": c for name, c in cells.items()})
-            rows.append(row)
+        measured = summary[(summary.scale == s) & ~pretrained]
+        rows = [measured_row(method, measured[measured.method == method], s,
+                             "Bicubic" if method == "bicubic" else method)
+                for method in method_order(measured.method, variants)]
         groups = [RowGroup("Measured here", rows, "measured")] if rows else []
+        released = summary[(summary.scale == s) & pretrained]
+        for source in dict.fromkeys(released.weights_source) if len(released) else ():
+            theirs = released[released.weights_source == source]
+            rows = [measured_row(method, theirs[theirs.method == method], s,
+                                 str(theirs[theirs.method == method].label.iloc[0]) or method)
+                    for method in method_order(theirs.method)]
+            groups.append(RowGroup(f"Weights from {source} (not trained here; evaluated here)", rows, "measured"))
         pub_rows = []
         for method in dict.fromkeys(pub[pub.scale == s].method):
             p = pub[(pub.scale == s) & (pub.method == method)]
@@ -199,6 +210,13 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
     return table
 
 
+def pretrained_mask(summary: pd.DataFrame) -> pd.Series:
+    """Rows of weights not trained by the workflow (a weights_source is recorded)."""
+    if "weights_source" not in summary.columns:
+        return pd.Series(False, index=summary.index)
+    return summary.weights_source.fillna("").astype(str) != ""
+
+
 def _protocol_line(summary: pd.DataFrame) -> str:
     """The evaluation protocol behind the measured rows, from their protocol files."""
     def uniq(col: str) -> str:
@@ -221,6 +239,9 @@ def main_table_frame(summary: pd.DataFrame, published: pd.DataFrame | None) -> p
                     "n_infinite_psnr"]].copy()
     meas.insert(0, "kind", "measured")
     meas["source"] = "measured"
+    released = pretrained_mask(summary)
+    if released.any():  # weights not trained here: say whose
+        meas.loc[released, "source"] = "measured; weights from " + summary.weights_source[released].astype(str)
     if published is None or published.empty:
         return meas
     pub = published[["method", "scale", "benchmark", "psnr", "ssim", "source"]].copy()

@@ -21,7 +21,7 @@ from ..io_utils import atomic_path, write_text_atomic
 from .ablation import AblationSettings, build_ablation_table
 from .collect import Collected, collect
 from .complexity_table import build_complexity_table
-from .main_table import build_main_table, main_table_frame, method_order
+from .main_table import build_main_table, main_table_frame, method_order, pretrained_mask
 from .provenance_info import (demo_banner, demo_split, protocol_overview, protocol_rows, report_environment,
                               run_rows)
 from .published import STANDARD_COUNTS, load_published
@@ -151,8 +151,13 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
     if missing_bench:
         warnings.append(f"configured benchmark(s) without any evaluation: {', '.join(missing_bench)}")
     scales = _order(settings, sorted(set(int(s) for s in summary.scale)), "scales")
-    variants = _variant_order(settings, [v for v in summary.variant if v])
-    methods = method_order(summary.method, variants)
+    # rows of weights not trained by the workflow: in the main table's own group and the visual
+    # comparison (by their label), not in the ablation or complexity tables
+    released = pretrained_mask(summary)
+    pretrained_methods = set(summary.method[released])
+    variants = _variant_order(settings, [v for v in summary.variant[~released] if v])
+    methods = method_order(summary.method[~released], variants) + method_order(summary.method[released])
+    labels = {m: lab for m, lab in zip(summary.method[released], summary.label[released])}
 
     pub_path = published or settings.published
     pub = load_published(pub_path)
@@ -161,13 +166,13 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
     main = build_main_table(summary, benchmarks, scales, pub_shown, variants=variants, compete=settings.compete)
     resolve = _resolver(collected, settings)
     ablation, ablation_df = build_ablation_table(
-        per_image, benchmarks, scales, variants, resolve,
+        per_image[~per_image.method.isin(pretrained_methods)], benchmarks, scales, variants, resolve,
         AblationSettings(settings.reference, settings.resamples, settings.seed, settings.level))
     if settings.reference not in set(summary.method):
         warnings.append(f"the ablation reference {settings.reference!r} was not evaluated: no differences shown")
     comp_items = find_complexity(results_dir)
     comp_df = complexity_frame(comp_items)
-    plus = {(r.variant, int(r.scale)) for r in summary.itertuples() if r.self_ensemble}
+    plus = {(r.variant, int(r.scale)) for r in summary[~released].itertuples() if r.self_ensemble}
     complexity = build_complexity_table(comp_df, scales, variants, plus) if len(comp_df) else None
 
     figures: dict[str, bytes] = {}
@@ -191,7 +196,7 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         visual_images_used = select_images(per_image, benchmarks, settings.visual_images)
         visuals, vis_warn = build_visuals(results_dir, collected.evals, per_image, visual_images_used,
                                           visual_scales, methods, settings.crop_boxes, settings.crop_size,
-                                          visual_seed)
+                                          visual_seed, labels=labels)
         warnings += vis_warn
 
     tables = [t for t in (main, ablation, complexity) if t is not None and t.sections]

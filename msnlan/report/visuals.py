@@ -82,10 +82,11 @@ def _dataset_path(results_dir: Path, evals: Sequence[EvalResult], benchmark: str
 def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.DataFrame,
                   images: Sequence[tuple[str, str]], scales: Sequence[int], methods: Sequence[str],
                   crop_boxes: dict[str, CropBox], crop_size: int | None,
-                  seed: int | None = None) -> tuple[list[Visual], list[str]]:
+                  seed: int | None = None, labels: dict[str, str] | None = None) -> tuple[list[Visual], list[str]]:
     """Build every (image, scale) comparison; problems become warnings, not failures.
 
-    `seed`: the training seed whose SR outputs are shown (None: the one-seed layout)."""
+    `seed`: the training seed whose SR outputs are shown (None: the one-seed layout). `labels`: the
+    display names of methods shown under another name (rows of weights not trained here)."""
     from ..data.datasets import load_dataset
     from ..data.imresize import imresize
     from ..data.images import read_image
@@ -113,7 +114,7 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
                     continue
                 try:
                     v = _one_visual(results_dir, pairs[name], bench, s, per_image, methods, crop_boxes,
-                                    crop_size, read_image, imresize, warnings, seed)
+                                    crop_size, read_image, imresize, warnings, seed, labels or {})
                 except MsnlanError as exc:
                     warnings.append(f"visual comparison of {bench}/{name} x{s}: {exc}")
                     continue
@@ -123,13 +124,16 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
 
 
 def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, crop_size, read_image, imresize,
-                warnings, seed=None) -> Visual | None:
+                warnings, seed=None, labels=None) -> Visual | None:
     hr = pair.hr
     here = per_image[(per_image.scale == s) & (per_image.benchmark == bench) & (per_image.image == pair.name)]
     shown = [m for m in methods if m in set(here.method)]
+    labels = labels or {}
+    # only trained methods have a seed level; bicubic and pretrained rows are evaluated once
+    per_seed = set(here.method[here.seed.notna()]) if "seed" in here.columns else set()
     srs: dict[str, tuple[np.ndarray, str]] = {}
     for m in shown:
-        p = sr_image(results_dir, m, s, bench, pair.name, None if m == "bicubic" else seed)
+        p = sr_image(results_dir, m, s, bench, pair.name, seed if m in per_seed else None)
         if p.is_file():
             img = read_image(p)
             if img.shape != hr.shape:
@@ -161,6 +165,7 @@ def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, cro
         c = crop(img, box)
         values = crop_metrics(c, hr_crop, s)
         text = " / ".join(format_number(values[m.name], m.decimals) for m in metrics)
-        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else method, png_data_uri(zoom_nearest(c, z)),
+        vis.tiles.append(Tile("Bicubic" if method == "bicubic" else labels.get(method, method),
+                              png_data_uri(zoom_nearest(c, z)),
                               text, note))
     return vis

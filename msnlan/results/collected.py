@@ -24,11 +24,15 @@ from .summary import seed_spread_columns
 KEY_COLUMNS = ("method", "variant", "self_ensemble", "scale", "benchmark")
 PROVENANCE_COLUMNS = ("lr_source", "tiling", "shave", "color_space", "checkpoint", "training_preset",
                       "training_iterations")
+#: rows of weights not trained by the workflow: their display name and source ("" for the others);
+#: their `variant` is the network the weights are for
+PRETRAINED_COLUMNS = ("label", "weights_source")
 
 
 def summary_columns(seeded: bool = False) -> tuple[str, ...]:
     spread = seed_spread_columns(metric_names()) + ("n_seeds",) if seeded else ()
-    return KEY_COLUMNS + metric_names() + spread + ("n_images", "n_infinite_psnr") + PROVENANCE_COLUMNS
+    return (KEY_COLUMNS + metric_names() + spread + ("n_images", "n_infinite_psnr") + PROVENANCE_COLUMNS
+            + PRETRAINED_COLUMNS)
 
 
 def per_image_columns(seeded: bool = False) -> tuple[str, ...]:

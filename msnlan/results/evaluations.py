@@ -28,7 +28,11 @@ from .files import numeric_column, read_csv_checked, read_json
 #: columns every eval CSV has; each registered metric adds its own (see eval_columns)
 REQUIRED_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
 #: protocol.json keys a reader may find absent (older files); value type when present
-OPTIONAL_PROTOCOL_KEYS = {"attention_mode": str, "attention_form": str}
+OPTIONAL_PROTOCOL_KEYS = {"attention_mode": str, "attention_form": str, "chop_whole_passes": list,
+                          "checkpoint_conversion": dict, "pretrained": dict}
+
+#: the record of weights not trained by the workflow (msnlan evaluate --weights-source)
+PRETRAINED_KEYS = ("name", "label", "source", "variant")
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -144,6 +148,11 @@ class EvalResult:
     def attention_form(self) -> str | None:
         return self.protocol.get("attention_form")
 
+    @property
+    def pretrained(self) -> dict | None:
+        """{name, label, source, variant} for weights not trained by the workflow, else None."""
+        return self.protocol.get("pretrained")
+
 
 def variant_of_method(method: str) -> str:
     if method == "bicubic":
@@ -159,6 +168,9 @@ def read_protocol(protocol_path: Path, scale: int | None = None, benchmark: str 
     for key, kind in OPTIONAL_PROTOCOL_KEYS.items():
         if protocol.get(key) is not None and not isinstance(protocol[key], kind):
             raise DataError(f"{protocol_path}: key {key!r}: {protocol[key]!r} is not a {kind.__name__}")
+    for key in PRETRAINED_KEYS if protocol.get("pretrained") is not None else ():
+        if not isinstance(protocol["pretrained"].get(key), str):
+            raise DataError(f"{protocol_path}: key 'pretrained.{key}' is missing or not a string")
     return protocol
 
 

@@ -153,6 +153,15 @@ def eval_options(wildcards) -> str:
     return " ".join(opts)
 
 
+def pretrained_options(wildcards) -> str:
+    """msnlan evaluate's record of a pretrained row: its name, display label and source."""
+    row = P.pretrained_row(wildcards.pretrained)
+    return (
+        f"--name {shlex.quote(wildcards.pretrained)} --label {shlex.quote(row['label'])} "
+        f"--weights-source {shlex.quote(row['source'])}"
+    )
+
+
 def complexity_options() -> str:
     """Runtime measurement options of msnlan complexity."""
     cx = config["complexity"]

@@ -1,8 +1,9 @@
 # Evaluation with the published protocol (msnlan evaluate): every method x scale x benchmark.
-# Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights) and the
-# bicubic baseline (no training). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
+# Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights), the
+# bicubic baseline (no training) and the config's `pretrained:` rows (weights not trained here, at
+# the scales they have a checkpoint for). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
 # With several training seeds, every trained method is evaluated per seed (eval/<method>/x<s>/seed<k>/);
-# bicubic, which has no training, once.
+# bicubic and the pretrained rows, which no training seed changes, once.
 
 
 rule evaluate_bicubic:
@@ -44,6 +45,8 @@ rule evaluate:
         f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.log",
     benchmark:
         f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.tsv"
+    wildcard_constraints:
+        variant=P.variant_pattern(),
     conda:
         "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]
@@ -61,6 +64,41 @@ rule evaluate:
     shell:
         "{params.msnlan} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
         "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
+        "{params.options} {params.save} --device {params.device} > {log:q} 2>&1"
+
+
+rule evaluate_pretrained:
+    """A pretrained row's checkpoint (a file, or a verified download) on one benchmark; the protocol
+    records its label and source."""
+    input:
+        weights=lambda wc: P.pretrained_checkpoint(wc.pretrained, wc.scale),
+        dataset=P.dataset_json("{benchmark}"),
+    output:
+        **eval_outputs("{pretrained}{ensemble}"),
+    log:
+        f"{P.results}/logs/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+    benchmark:
+        f"{P.results}/benchmarks/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+    wildcard_constraints:
+        pretrained=P.pretrained_pattern(),
+    conda:
+        "../envs/msnlan.yaml"
+    threads: config["evaluate"]["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+        mem_mb=config["evaluate"]["mem_mb"],
+        runtime=config["evaluate"]["walltime"],
+    params:
+        variant_file=lambda wc: P.pretrained_row(wc.pretrained)["variant_file"],
+        row=pretrained_options,
+        dataset=folder_of("dataset"),
+        options=eval_options,
+        save=lambda wc: save_images_option(f"{wc.pretrained}{wc.ensemble}", wc),
+        msnlan=MSNLAN,
+        device=device(),
+    shell:
+        "{params.msnlan} evaluate --method {params.variant_file:q} --checkpoint {input.weights:q} "
+        "{params.row} --scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
         "{params.options} {params.save} --device {params.device} > {log:q} 2>&1"
 
 
