@@ -70,8 +70,13 @@ def run_until_killed(run_dir: Path, data, settings: list[str], at_iteration: int
     """Start the run and SIGKILL it as soon as its log reaches `at_iteration` (past a checkpoint);
     False if it finished first."""
     proc = start(run_dir, data, settings)
+    return kill_when(proc, lambda: count_rows(run_dir) >= at_iteration and (run_dir / "last.pt").exists())
+
+
+def kill_when(proc: subprocess.Popen, condition) -> bool:
+    """SIGKILL the process as soon as condition() holds; False if it finished first."""
     while proc.poll() is None:
-        if count_rows(run_dir) >= at_iteration and (run_dir / "last.pt").exists():
+        if condition():
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return proc.returncode == -signal.SIGKILL

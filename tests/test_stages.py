@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import signal
 import time
 from pathlib import Path
 
@@ -20,27 +19,13 @@ from msnlan.training.engine import train
 from msnlan.training.presets import list_presets, load_preset
 from msnlan.training.stages import resolve_stages, stage_summary
 
-from test_resume import finish, log_rows, start
-from test_training import TINY, assert_same_weights, weights, write_images
+from test_resume import finish, kill_when, log_rows, start
+from test_training import TINY, assert_same_weights, data, one_thread, weights, write_images  # noqa: F401 (fixtures)
 
 # the tiny network of test_training with the demo preset's two stages, shrunk: 8 + 6 iterations
 STAGED = {**{k: v for k, v in TINY.items() if k != "stages"}, "iterations": 8, "milestones": [5],
           "val_interval": 4, "checkpoint_interval": 3,
           "stages.2.iterations": 6, "stages.2.patch_size": 16, "stages.2.lr": 2e-4, "stages.2.milestones": [3]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return write_images(root / "train", 3, 40, 0), write_images(root / "val", 2, 24, 1)
 
 
 def run(data, out, overrides=None, **kw):
@@ -186,17 +171,6 @@ def test_resume_with_changes_the_stage_in_progress_only(data, tmp_path):
 
 # --- SIGKILL in either stage ---------------------------------------------------------------------
 
-def _kill_when(proc, condition) -> bool:
-    while proc.poll() is None:
-        if condition():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return proc.returncode == -signal.SIGKILL
-        time.sleep(0.001)
-    proc.communicate()
-    return False
-
-
 def _rows(run_dir: Path) -> int:
     try:
         return (run_dir / "log.csv").read_text().count("\n") - 1
@@ -217,8 +191,8 @@ def test_sigkill_in_stage_two_and_at_the_boundary_resumes_bitwise(tmp_path):
     rng = random.Random(os.getpid() ^ time.time_ns())
     at = rng.randint(12 + 4, 12 + 22)  # a row of stage 2 past its first checkpoint
     killed = tmp_path / "killed"
-    boundary = _kill_when(start(killed, data, settings), lambda: (killed / "stage1" / "final.pt").exists())
-    in_stage2 = _kill_when(start(killed, data, settings),
+    boundary = kill_when(start(killed, data, settings), lambda: (killed / "stage1" / "final.pt").exists())
+    in_stage2 = kill_when(start(killed, data, settings),
                            lambda: _rows(killed) >= at and (killed / "stage2" / "last.pt").exists())
     assert boundary or in_stage2, f"the run finished before it could be killed (row {at})"
     finish(start(killed, data, settings))
