@@ -48,6 +48,8 @@ class Plan:
     val_set: str
     benchmarks: list
     ensemble_variants: list   # variants that also get "<variant>+" rows
+    seeds: list               # training seeds (config `seeds`); several add a seed<k>/ level
+    preset_seed: int          # the seed the training preset (with train.overrides) already sets
     bicubic: bool             # whether bicubic is evaluated
     ablations_dir: str
     downloads_dir: str
@@ -57,6 +59,31 @@ class Plan:
     job_per_stage: bool = True  # with stages: a `train_stage` job for each but the last
     pretrained: dict = field(default_factory=dict)  # row name -> weights not trained here (select_pretrained)
 
+    # ---- training seeds ----
+    @property
+    def seeded(self) -> bool:
+        """Several seeds: runs, evaluations and saved images get a seed<k>/ level."""
+        return len(self.seeds) > 1
+
+    @property
+    def seed_wildcard(self) -> str | None:
+        """The rules' seed wildcard ("{seed}"), or None in the one-seed layout (no seed level)."""
+        return "{seed}" if self.seeded else None
+
+    def run_seeds(self) -> list:
+        """The seed level of every run: the seeds, or [None] in the one-seed layout."""
+        return list(self.seeds) if self.seeded else [None]
+
+    def seed_value(self, seed=None) -> int:
+        """The training seed of a run: its seed<k> folder's k, else the one configured seed."""
+        return int(seed) if seed is not None else int(self.seeds[0])
+
+    def seed_override(self, seed=None) -> list:
+        """`seed=<k>` for msnlan train --set, unless the preset already trains with that seed (so the
+        one-seed default leaves the training command exactly as it was before seeds existed)."""
+        value = self.seed_value(seed)
+        return [] if value == self.preset_seed else [f"seed={value}"]
+
     # ---- paths of results: msnlan.results.layout, as strings (wildcards pass through) ----
     def demo_dir(self) -> str:
         return str(layout.demo_dir(self.results))
@@ -64,20 +91,20 @@ class Plan:
     def dataset_json(self, dataset: str) -> str:
         return str(layout.dataset_json(self.results, dataset))
 
-    def final_weights(self, variant: str, scale) -> str:
-        return str(layout.final_weights(self.results, variant, scale))
+    def final_weights(self, variant: str, scale, seed=None) -> str:
+        return str(layout.final_weights(self.results, variant, scale, seed))
 
-    def stage_weights(self, variant: str, scale, stage) -> str:
-        return str(layout.stage_weights(self.results, variant, scale, stage))
+    def stage_weights(self, variant: str, scale, stage, seed=None) -> str:
+        return str(layout.stage_weights(self.results, variant, scale, stage, seed))
 
-    def eval_table(self, method: str, scale, benchmark: str) -> str:
-        return str(layout.eval_csv(self.results, method, scale, benchmark))
+    def eval_table(self, method: str, scale, benchmark: str, seed=None) -> str:
+        return str(layout.eval_csv(self.results, method, scale, benchmark, seed))
 
-    def protocol(self, method: str, scale, benchmark: str) -> str:
-        return str(layout.protocol_json(layout.eval_csv(self.results, method, scale, benchmark)))
+    def protocol(self, method: str, scale, benchmark: str, seed=None) -> str:
+        return str(layout.protocol_json(layout.eval_csv(self.results, method, scale, benchmark, seed)))
 
-    def sr_images(self, method: str, scale, benchmark: str) -> str:
-        return str(layout.sr_images_dir(self.results, method, scale, benchmark))
+    def sr_images(self, method: str, scale, benchmark: str, seed=None) -> str:
+        return str(layout.sr_images_dir(self.results, method, scale, benchmark, seed))
 
     def trained_variant_file(self, variant: str) -> str:
         return str(layout.trained_variant_file(self.results, variant))
@@ -108,6 +135,11 @@ class Plan:
         a checkpoint."""
         row = self.pretrained.get(method[:-1] if method.endswith("+") else method)
         return [s for s in self.scales if row is None or s in row["checkpoints"]]
+
+    def method_seeds(self, method: str) -> list:
+        """The seed level of a method's evaluations: a trained variant's (and its "+" row's) run seeds;
+        [None] for bicubic and pretrained rows, which no training seed changes."""
+        return self.run_seeds() if (method[:-1] if method.endswith("+") else method) in self.variants else [None]
 
     def pretrained_row(self, name: str) -> dict:
         try:
@@ -146,12 +178,14 @@ class Plan:
         return src
 
     def all_evaluations(self) -> list:
-        """Every eval table and protocol the config asks for."""
-        keys = [(m, s, b) for m in self.methods() for s in self.method_scales(m) for b in self.benchmarks]
+        """Every eval table and protocol the config asks for: bicubic and pretrained rows once, trained
+        methods per seed."""
+        keys = [(m, s, b, k) for m in self.methods() for s in self.method_scales(m) for b in self.benchmarks
+                for k in self.method_seeds(m)]
         return [self.eval_table(*k) for k in keys] + [self.protocol(*k) for k in keys]
 
     def all_weights(self) -> list:
-        return [self.final_weights(v, s) for v in self.variants for s in self.scales]
+        return [self.final_weights(v, s, k) for v in self.variants for s in self.scales for k in self.run_seeds()]
 
     def all_complexity(self) -> list:
         return [self.complexity_json(v, s) for v in self.variants for s in self.scales]
@@ -204,6 +238,19 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder + os.sep)
 
 
+def _preset(cfg: Mapping, sources: str = "") -> dict:
+    """The training preset with train.overrides applied; the seed comes from `seeds` only."""
+    from .training.presets import load_preset
+
+    if "seed" in cfg["train"]["overrides"]:
+        raise PlanError(f"config key 'train.overrides.seed' ({sources}): set training seeds with the config key "
+                        f"'seeds' instead (e.g. seeds: [{cfg['train']['overrides']['seed']}])")
+    try:
+        return load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
+    except MsnlanError as exc:
+        raise PlanError(f"config keys 'train.preset'/'train.overrides' ({sources}): {exc}") from None
+
+
 def select_variants(cfg: Mapping, sources: str = "") -> dict:
     """Resolve every selected variant file now, so a bad file stops the run before any job.
 
@@ -211,7 +258,7 @@ def select_variants(cfg: Mapping, sources: str = "") -> dict:
     the network actually trained: the variant with the preset's model settings applied. A file's
     `_base_` is found beside it first, so no environment setting is needed.
     """
-    from .training.presets import load_preset, trained_variant
+    from .training.presets import trained_variant
     from .variants import resolve_variant, variant_hash
 
     folder = Path(cfg["ablations_dir"])
@@ -229,10 +276,7 @@ def select_variants(cfg: Mapping, sources: str = "") -> dict:
                         f"{folder} (available: {', '.join(available) or 'none'})")
     if not wanted:
         raise PlanError(f"config key 'ablations_dir': no *.yaml variant files in {folder}")
-    try:
-        preset = load_preset(cfg["train"]["preset"], overrides=train_override_items(cfg))
-    except MsnlanError as exc:
-        raise PlanError(f"config keys 'train.preset'/'train.overrides' ({sources}): {exc}") from None
+    preset = _preset(cfg, sources)
     variants = {}
     for name in wanted:
         path = folder / f"{name}.yaml"
@@ -419,6 +463,7 @@ def make_plan(cfg: Mapping[str, Any], sources: str = "") -> Plan:
         data_scales=sorted(set(scales) | set(train_scales)),
         datasets=datasets, train_set=cfg["train_data"]["name"], val_set=cfg["val_data"]["name"],
         benchmarks=list(cfg["benchmarks"]), ensemble_variants=ensemble_variants,
+        seeds=list(cfg["seeds"]), preset_seed=int(_preset(cfg, sources)["settings"]["seed"]),
         bicubic=bool(cfg["evaluate"]["bicubic"]), ablations_dir=str(cfg["ablations_dir"]),
         downloads_dir=cfg["downloads"]["dir"], train_stages=count_stages(cfg, sources),
         job_per_stage=bool(cfg["train"]["job_per_stage"]), pretrained=pretrained,

@@ -25,7 +25,7 @@ from test_workflow import output_of, planned_jobs
 REPO = Path(__file__).resolve().parent.parent
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 ENV_FILE = REPO / "workflow" / "envs" / "msnlan.yaml"
-SHIPPED_CONFIGS = ("config.yaml", "t91.yaml", "paper.yaml")
+SHIPPED_CONFIGS = ("config.yaml", "demo-seeds.yaml", "t91.yaml", "paper.yaml")
 
 
 def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE,

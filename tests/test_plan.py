@@ -59,6 +59,45 @@ def test_bad_config_is_named_by_file_and_key(tmp_path, change, message):
     assert str(exc.value).startswith("tiny.yaml: ") and message in str(exc.value), str(exc.value)
 
 
+def test_one_seed_plan_keeps_the_layout(tmp_path):
+    plan = make_plan(tiny_config(tmp_path))
+    assert plan.seeds == [1] and not plan.seeded and plan.seed_wildcard is None
+    assert plan.all_weights() == ["results/tiny/runs/msnlan/x2/final.pt", "results/tiny/runs/no_msnlab/x2/final.pt"]
+    assert plan.seed_override() == []                 # the preset's own seed: the command is unchanged
+    assert make_plan(tiny_config(tmp_path, seeds=[7])).seed_override() == ["seed=7"]
+
+
+def test_seeded_plan(tmp_path):
+    plan = make_plan(tiny_config(tmp_path, seeds=[2, 1], evaluate={"self_ensemble": True}))
+    assert plan.seeded and plan.run_seeds() == [2, 1] and plan.seed_wildcard == "{seed}"
+    assert plan.final_weights("msnlan", "{scale}", "{seed}") == "results/tiny/runs/msnlan/x{scale}/seed{seed}/final.pt"
+    weights = plan.all_weights()
+    assert len(weights) == 4 and "results/tiny/runs/no_msnlab/x2/seed2/final.pt" in weights
+    evals = [p for p in plan.all_evaluations() if p.endswith(".csv")]
+    assert [p for p in evals if "/bicubic/" in p] == ["results/tiny/eval/bicubic/x2/DemoA.csv"]  # once
+    assert len(evals) == 1 + 2 * 2 * 2                # bicubic; 2 variants and their "+" rows x 2 seeds
+    assert "results/tiny/eval/msnlan+/x2/seed1/DemoA.csv" in evals
+    assert plan.seed_override("2") == ["seed=2"] and plan.seed_override("1") == []
+    assert plan.all_complexity() == ["results/tiny/complexity/msnlan/x2.json",
+                                     "results/tiny/complexity/no_msnlab/x2.json"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": []}, "key 'seeds'"),
+    ({"seeds": [1, 1]}, "key 'seeds'"),
+    ({"seeds": [-1]}, "key 'seeds.0'"),
+])
+def test_bad_seeds_are_named(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(tmp_path, **change)
+
+
+def test_seed_in_train_overrides_is_refused(tmp_path):
+    cfg = tiny_config(tmp_path, train={"preset": "demo", "overrides": {"seed": 4}})
+    with pytest.raises(PlanError, match=r"'train.overrides.seed'.*'seeds'.*seeds: \[4\]"):
+        make_plan(cfg)
+
+
 def test_schema_and_code_agree():
     report = config_schema()["properties"]["report"]["properties"]
     assert report["crop_size"]["minimum"] == MIN_CROP_SIZE
@@ -165,3 +204,19 @@ def test_recorded_config_reads_back_for_the_report(tmp_path):
     settings = load_settings(path)
     assert (settings.reference, settings.crop_size, settings.benchmarks) == ("no_msnlab", 20, ["DemoA"])
     assert yaml.safe_load(path.read_text()) == cfg
+
+
+def test_demo_seeds_config_is_the_demo_with_three_seeds_and_two_variants():
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    seeds = yaml.safe_load((REPO / "config" / "demo-seeds.yaml").read_text())
+    assert seeds["seeds"] == [1, 2, 3] and seeds["variants"] == ["msnlan", "no_msnlab"]
+    assert "seeds" not in demo                     # the demo itself stays at one seed
+    same = {k: v for k, v in seeds.items() if k not in ("name", "variants", "seeds")}
+    assert same == {k: v for k, v in demo.items() if k not in ("name", "variants")}
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        plan = make_plan(validate_config(seeds, "demo-seeds.yaml"))
+    finally:
+        os.chdir(cwd)
+    assert plan.seeded and len(plan.all_weights()) == 2 * 2 * 3

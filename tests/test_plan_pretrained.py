@@ -121,3 +121,14 @@ def test_shipped_configs_fetch_no_weights_and_paper_yaml_documents_the_row():
     row = cfg["pretrained"][0]
     assert row["variant"] == "msnlan" and set(row["checkpoints"]) == {"x2", "x3", "x4"}
     assert "github.com/kbzhang0505/MSNLAN" in text and "sha256" in text
+
+
+def test_with_several_seeds_a_pretrained_row_is_evaluated_once(tmp_path):
+    # released weights have no training seed here: no seed level, like bicubic; the variants get one
+    cfg = tiny_config(tmp_path, seeds=[1, 2], evaluate={"self_ensemble": ["msnlan_authors"]}, pretrained=[row()])
+    plan = make_plan(cfg, "tiny.yaml")
+    tables = [p for p in plan.all_evaluations() if p.endswith(".csv")]
+    assert [p for p in tables if "/msnlan_authors" in p] == ["results/tiny/eval/msnlan_authors/x2/DemoA.csv",
+                                                               "results/tiny/eval/msnlan_authors+/x2/DemoA.csv"]
+    assert plan.method_seeds("msnlan_authors+") == [None] and plan.method_seeds("msnlan") == [1, 2]
+    assert "results/tiny/eval/msnlan/x2/seed2/DemoA.csv" in tables

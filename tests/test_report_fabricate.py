@@ -46,11 +46,11 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
 def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4),
                       variants=("msnlan", "no_msnlab"), n_images: int | dict = 3, size=(72, 96), self_ensemble=(),
-                      preset="demo", with_runs=True, with_complexity=True, seed=0) -> Path:
-    """Write results/<name>/ under `root` and the source datasets under root/src; returns the results folder."""
-    from msnlan.data.imresize import imresize
-    from msnlan.metrics import evaluate_pair
+                      preset="demo", with_runs=True, with_complexity=True, seed=0, seeds=()) -> Path:
+    """Write results/<name>/ under `root` and the source datasets under root/src; returns the results folder.
 
+    `seeds`: training seeds; with any, the trained methods get seed<k>/ folders (bicubic does not) and
+    each seed's noise level differs a little (training noise)."""
     rng = np.random.default_rng(seed)
     results = root / "results" / "fab"
     for b_i, bench in enumerate(benchmarks):
@@ -64,35 +64,13 @@ def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4
         for s in scales:
             methods = ["bicubic"] + list(variants) + [f"{v}+" for v in self_ensemble]
             for method in methods:
-                rows = []
-                for name, hr_full in hrs.items():
-                    h, w = hr_full.shape[:2]
-                    hr = hr_full[: h - h % s, : w - w % s]
-                    if method == "bicubic":
-                        sr = imresize(imresize(hr, 1 / s), s)
-                    else:
-                        base = method.rstrip("+")
-                        sigma = NOISE.get(base, 3.3) * s / 2 * (0.8 if method.endswith("+") else 1.0)
-                        sr = np.clip(hr + rng.normal(0, sigma, hr.shape), 0, 255).round().astype(np.uint8)
-                    _write_png(results / "images" / method / f"x{s}" / bench / f"{name}.png", sr)
-                    m = evaluate_pair(sr, hr, s)
-                    rows.append(f"{name},{m['psnr']!r},{m['ssim']!r},{rng.uniform(0.1, 1):.4f},{rng.uniform(200, 400):.1f}")
-                d = results / "eval" / method / f"x{s}"
-                d.mkdir(parents=True, exist_ok=True)
-                (d / f"{bench}.csv").write_text("image,psnr,ssim,seconds,peak_memory_mb\n" + "\n".join(rows) + "\n")
-                vals = np.array([[float(x) for x in r.split(",")[1:3]] for r in rows])
-                protocol = {"method": method, "variant_hash": None if method == "bicubic" else "abc",
-                            "checkpoint": None if method == "bicubic" else str(results / "runs" / method.rstrip("+") / f"x{s}" / "final.pt"),
-                            "scale": s, "benchmark": bench, "dataset": str(root / "src" / bench),
-                            **PROTOCOL_BASE, "self_ensemble": method.endswith("+"), "shave": s,
-                            "summary": {"psnr": float(vals[:, 0].mean()), "ssim": float(vals[:, 1].mean()),
-                                        "n_images": len(rows), "n_infinite_psnr": 0}}
-                (d / f"{bench}.protocol.json").write_text(json.dumps(protocol, indent=1))
+                for k in ([None] if method == "bicubic" or not seeds else list(seeds)):
+                    _fabricate_eval(results, root, rng, hrs, method, s, bench, k)
     for v in variants:
         resolved = resolve_variant(v)
         for s in scales:
-            if with_runs:
-                run = results / "runs" / v / f"x{s}"
+            for k in (list(seeds) or [None]) if with_runs else []:
+                run = results / "runs" / v / f"x{s}" / ("" if k is None else f"seed{k}")
                 run.mkdir(parents=True, exist_ok=True)
                 cfg = {"variant": resolved, "scale": s, "preset": {"name": preset, "source": f"{preset}.yaml"},
                        "training": {"iterations": 300, "batch_size": 8, "patch_size": 24, "lr": 5e-4},
@@ -102,7 +80,7 @@ def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4
                 its = np.arange(10, 301, 10)
                 lines = ["iteration,loss,lr,val_psnr,seconds,images_per_s"]
                 for it in its:
-                    val = f"{25 + 3 * np.log10(it) - NOISE[v]:.4f}" if it % 100 == 0 else ""
+                    val = f"{25 + 3 * np.log10(it) - NOISE[v] + 0.1 * (k or 0):.4f}" if it % 100 == 0 else ""
                     lines.append(f"{it},{20 / np.sqrt(it) + rng.uniform(0, .3):.5f},0.0005,{val},{it * .1:.2f},80.0")
                 (run / "log.csv").write_text("\n".join(lines) + "\n")
             if with_complexity:
@@ -124,6 +102,39 @@ def fabricate_results(root: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4
                         "tool": {"fvcore": "0.1.5", "torch": "2.13.0"}, "self_ensemble_factor": 8}
                 (c / f"x{s}.json").write_text(json.dumps(data))
     return results
+
+
+def _fabricate_eval(results, root, rng, hrs, method, s, bench, k) -> None:
+    """One evaluation: SR images (noisy HR, or real bicubic), the per-image CSV and the protocol."""
+    from msnlan.data.imresize import imresize
+    from msnlan.metrics import evaluate_pair
+
+    seed_dir = "" if k is None else f"seed{k}"
+    rows = []
+    for name, hr_full in hrs.items():
+        h, w = hr_full.shape[:2]
+        hr = hr_full[: h - h % s, : w - w % s]
+        if method == "bicubic":
+            sr = imresize(imresize(hr, 1 / s), s)
+        else:
+            base = method.rstrip("+")
+            sigma = NOISE.get(base, 3.3) * s / 2 * (0.8 if method.endswith("+") else 1.0) * (1 + 0.03 * (k or 0))
+            sr = np.clip(hr + rng.normal(0, sigma, hr.shape), 0, 255).round().astype(np.uint8)
+        _write_png(results / "images" / method / f"x{s}" / seed_dir / bench / f"{name}.png", sr)
+        m = evaluate_pair(sr, hr, s)
+        rows.append(f"{name},{m['psnr']!r},{m['ssim']!r},{rng.uniform(0.1, 1):.4f},{rng.uniform(200, 400):.1f}")
+    d = results / "eval" / method / f"x{s}" / seed_dir
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{bench}.csv").write_text("image,psnr,ssim,seconds,peak_memory_mb\n" + "\n".join(rows) + "\n")
+    vals = np.array([[float(x) for x in r.split(",")[1:3]] for r in rows])
+    run = results / "runs" / method.rstrip("+") / f"x{s}" / seed_dir
+    protocol = {"method": method, "variant_hash": None if method == "bicubic" else "abc",
+                "checkpoint": None if method == "bicubic" else str(run / "final.pt"),
+                "scale": s, "benchmark": bench, "dataset": str(root / "src" / bench),
+                **PROTOCOL_BASE, "self_ensemble": method.endswith("+"), "shave": s,
+                "summary": {"psnr": float(vals[:, 0].mean()), "ssim": float(vals[:, 1].mean()),
+                            "n_images": len(rows), "n_infinite_psnr": 0}}
+    (d / f"{bench}.protocol.json").write_text(json.dumps(protocol, indent=1))
 
 
 def write_config(path: Path, *, benchmarks=("DemoA", "DemoB"), scales=(2, 4), variants=("msnlan", "no_msnlab"),

@@ -74,3 +74,27 @@ def test_pretrained_record_is_checked(tmp_path):
     path.write_text(json.dumps(protocol))
     with pytest.raises(DataError, match="'pretrained.source' is missing"):
         collect(results)
+
+
+def test_pretrained_row_beside_several_seeds_has_no_seed_level(tmp_path):
+    # released weights are evaluated once (eval/<name>/x<s>/), the variants per seed (seed<k>/)
+    results = fabricate_results(tmp_path, scales=(2,), benchmarks=("DemoA",), n_images=2, seeds=(1, 2))
+    name = "msnlan_authors"
+    shutil.copytree(results / "eval" / "msnlan" / "x2" / "seed1", results / "eval" / name / "x2")
+    shutil.copytree(results / "images" / "msnlan" / "x2" / "seed1", results / "images" / name / "x2")
+    for path in (results / "eval" / name).rglob("*.protocol.json"):
+        protocol = json.loads(path.read_text())
+        protocol.update(method=name, pretrained={"name": name, "label": LABEL, "source": SOURCE, "variant": "msnlan"})
+        path.write_text(json.dumps(protocol))
+    c = collect(results)
+    row = c.summary[c.summary.method == name].iloc[0]
+    assert c.seeded and pd.isna(row.n_seeds) and row.variant == "msnlan" and row.label == LABEL
+    assert row.training_preset == "" and c.per_image[c.per_image.method == name].seed.isna().all()
+    assert c.summary[c.summary.method == "msnlan"].iloc[0].n_seeds == 2
+    config = write_config(tmp_path / "cfg.yaml", scales=(2,), benchmarks=("DemoA",))
+    out = build_report(results, config, results / "report" / "index.html")
+    cells = pd.read_csv(out.html.parent / "tables" / "main_cells.csv")
+    assert dict(zip(cells.row, cells.group))[LABEL] == f"Weights from {SOURCE} (not trained here; evaluated here)"
+    html = out.html.read_text().replace("&#39;", "'")
+    visual = html[html.index('<section id="visual">'):]
+    assert LABEL in visual and f"{name} not shown" not in html  # its outputs found without a seed level

@@ -86,3 +86,46 @@ def test_complexity_row_reads_the_written_keys_only():
     assert (row["params_m"], row["macs_720p_g"], row["macs_720p_direct_g"], row["lr_size_720p"]) == (2.0, 4.0, 8.0, "360×640")
     # a key the writer never writes is not picked up by its likeness to one
     assert complexity_row("v", 2, {"macs": {"720p": {"total": 4e9, "direct": 8e9}}})["macs_720p_direct_g"] is None
+
+
+# ---- several training seeds ----
+
+def test_seed_level_of_the_layout(tmp_path):
+    from msnlan.results.evaluations import find_eval_results
+
+    assert str(layout.final_weights("res", "v", 2, 3)) == "res/runs/v/x2/seed3/final.pt"
+    assert str(layout.eval_csv("res", "m", "{scale}", "{benchmark}", "{seed}")) == \
+        "res/eval/m/x{scale}/seed{seed}/{benchmark}.csv"
+    assert str(layout.sr_image("res", "m", 4, "B", "img", 2)) == "res/images/m/x4/seed2/B/img.png"
+    for seed in (2, 10):
+        write_run_config(layout.run_dir(tmp_path, "v", 2, seed), {"variant": {}, "scale": 2, "preset": {},
+                                                                  "training": {}, "data": {}, "init_from": None})
+        _evaluation_at(layout.eval_csv(tmp_path, "v", 2, "Set5", seed), [30.0 + seed])
+    _evaluation_at(layout.eval_csv(tmp_path, "bicubic", 2, "Set5"), [28.0])
+    assert [(r.variant, r.seed) for r in find_runs(tmp_path)] == [("v", 2), ("v", 10)]
+    found = sorted((e.method, e.seed) for e in find_eval_results(tmp_path))
+    assert found == [("bicubic", None), ("v", 2), ("v", 10)]
+    (tmp_path / "eval" / "v" / "x2" / "seedX").mkdir()   # not a seed folder: ignored
+    assert len(find_eval_results(tmp_path)) == 3
+
+
+def _evaluation_at(csv_path, psnrs):
+    rows = [{"image": f"i{k}", "psnr": p, "ssim": 0.9, "seconds": 0.1, "peak_memory_mb": 1.0}
+            for k, p in enumerate(psnrs)]
+    write_eval_csv(csv_path, rows)
+    write_protocol(csv_path, {"scale": 2, "benchmark": "Set5"})
+
+
+def test_summary_over_seeds():
+    from msnlan.results.summary import summarize_over_seeds
+
+    per_seed = {1: summarize([30.0, 32.0], [0.8, 0.9]), 2: summarize([31.0, math.inf], [0.85, 1.0])}
+    out = summarize_over_seeds(per_seed)
+    assert out["psnr"] == pytest.approx(31.0) and out["psnr_sd"] == pytest.approx(0.0)
+    assert (out["psnr_min"], out["psnr_max"]) == (31.0, 31.0)
+    assert out["ssim"] == pytest.approx((0.85 + 0.925) / 2)
+    assert out["ssim_sd"] == pytest.approx(abs(0.925 - 0.85) / math.sqrt(2))
+    assert (out["n_seeds"], out["n_images"], out["n_infinite_psnr"]) == (2, 2, 1)
+    assert math.isnan(summarize_over_seeds({1: per_seed[1]})["psnr_sd"])
+    with pytest.raises(DataError, match="different numbers of images: seed 1: 2, seed 2: 1"):
+        summarize_over_seeds({1: per_seed[1], 2: summarize([30.0], [0.8])})

@@ -254,3 +254,44 @@ def test_job_per_stage_off_puts_every_stage_in_the_train_job(tmp_path):
     assert plan.train_stages == 2 and plan.job_per_stage is False
     demo = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "config.yaml").read_text())
     assert demo["train"]["job_per_stage"] is False
+
+
+# --- stages with several training seeds ---------------------------------------------------------------
+
+def test_two_seed_plan_puts_the_stage_folders_in_the_seed_folders(tmp_path):
+    from msnlan.plan import make_plan
+
+    from test_plan import tiny_config
+
+    plan = make_plan(tiny_config(tmp_path, seeds=[3, 5]))
+    assert plan.seeded and plan.train_stages == 2
+    assert plan.stage_weights("msnlan", 2, 1, 3) == f"{plan.results}/runs/msnlan/x2/seed3/stage1/final.pt"
+    assert plan.stage_weights("{variant}", "{scale}", "{stage}", plan.seed_wildcard) == \
+        f"{plan.results}/runs/{{variant}}/x{{scale}}/seed{{seed}}/stage{{stage}}/final.pt"
+    # one seed: the layout of main, no seed level
+    one = make_plan(tiny_config(tmp_path))
+    assert one.stage_weights("msnlan", 2, 1, one.seed_wildcard) == f"{one.results}/runs/msnlan/x2/stage1/final.pt"
+
+
+def test_stage_folders_are_no_runs_and_seed_folders_no_stages(data, tmp_path):
+    from msnlan.report.plots import stage_boundaries, training_curves
+    from msnlan.results.layout import run_dirs
+
+    results = tmp_path / "results"
+    for k in (3, 5):
+        run(data, results / "runs" / "msnlan" / "x2" / f"seed{k}", {"seed": k})
+    run(data, results / "runs" / "no_msnlab" / "x2")  # one-seed layout beside it
+    found = [(v, s, k, p.relative_to(results).as_posix()) for v, s, k, p in run_dirs(results)]
+    assert found == [("msnlan", 2, 3, "runs/msnlan/x2/seed3"), ("msnlan", 2, 5, "runs/msnlan/x2/seed5"),
+                     ("no_msnlab", 2, None, "runs/no_msnlab/x2")]
+    assert (results / "runs" / "msnlan" / "x2" / "seed5" / "stage1" / "final.pt").is_file()
+    runs = [r for r in find_runs(results) if r.variant == "msnlan"]
+    # each seed trains its stages with its own sampler seeds (k, k + 1) and the same boundary
+    assert [[s["seed"] for s in r.stages] for r in runs] == [[3, 4], [5, 6]]
+    assert [r.stage_starts for r in runs] == [[8], [8]] and stage_boundaries(runs) == {2: [8]}
+    assert set(runs[0].log.stage) == {1, 2} and runs[0].log.iteration.max() == 14
+    first, second = (weights(r.path / "final.pt") for r in runs)
+    assert any(not torch.equal(first[key], second[key]) for key in first)  # two seeds, two networks
+    # the curves draw a band over the two seeds and the boundary
+    without_boundary = [RunInfo(**{**r.__dict__, "config": {**r.config, "stages": None}}) for r in runs]
+    assert training_curves(runs, [2]) != training_curves(without_boundary, [2])

@@ -216,6 +216,102 @@ def test_new_ablation_file_adds_its_jobs(finished_run):
         extra.unlink()
 
 
+# ---- several training seeds: a tiny 2-seed config end to end ----
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory) -> Path:
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow_seeds"))
+    write_config(workdir, seeds=[3, 5], evaluate={"threads": 1, "self_ensemble": ["msnlan"]},
+                 complexity={"runs": 1, "runtime_size": "16x16", "threads": 1, "measure_runtime": False})
+    proc = run_snakemake(workdir, "--cores", "2", "--resources", "gpu=2", timeout=900)
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in (workdir / "results").rglob("*.log"))
+        pytest.fail(f"workflow failed:\n{output_of(proc)[-6000:]}\n{logs}")
+    return workdir
+
+
+@pytest.mark.slow
+def test_two_seeds_end_to_end(seeded_run):
+    import pandas as pd
+
+    results = seeded_run / "results" / "tiny"
+    for variant in TINY_VARIANTS:
+        assert not (results / "runs" / variant / "x2" / "final.pt").exists()
+        assert not (results / "runs" / variant / "x2" / "stage1").exists()
+        for k in (3, 5):
+            run = results / "runs" / variant / "x2" / f"seed{k}"
+            assert (run / "final.pt").is_file() and (run / "stage1" / "final.pt").is_file()
+            assert yaml.safe_load((run / "config.yaml").read_text())["training"]["seed"] == k
+            assert (results / "eval" / variant / "x2" / f"seed{k}" / "DemoA.csv").is_file()
+        # complexity does not depend on the seed: one file per variant and scale
+        assert [p.name for p in (results / "complexity" / variant).iterdir()] == ["x2.json"]
+    assert (results / "eval" / "msnlan+" / "x2" / "seed5" / "DemoA.csv").is_file()
+    assert (results / "eval" / "bicubic" / "x2" / "DemoA.csv").is_file()     # bicubic once, no seed level
+    assert not (results / "eval" / "bicubic" / "x2" / "seed3").exists()
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    for col in ("psnr", "psnr_sd", "ssim", "ssim_sd", "n_seeds"):
+        assert col in summary.columns
+    row = summary[summary.method == "no_msnlab"].iloc[0]
+    per_seed = [pd.read_csv(results / "eval" / "no_msnlab" / "x2" / f"seed{k}" / "DemoA.csv").psnr.mean()
+                for k in (3, 5)]
+    assert row.n_seeds == 2 and row.psnr == pytest.approx(np.mean(per_seed), abs=1e-6)
+    assert row.psnr_sd == pytest.approx(np.std(per_seed, ddof=1), abs=1e-6)
+    ablation = pd.read_csv(results / "report" / "tables" / "ablation.csv")
+    delta = ablation[ablation.variant == "no_msnlab"].iloc[0]
+    assert delta.n_seeds == 2 and delta.n_pairs >= 6 and delta.ci_low <= delta.delta <= delta.ci_high
+    html = (results / "report" / "index.html").read_text()
+    assert "two-level bootstrap" in html and "n=2 seeds × " in html and "training seed 3 only" in html
+    assert "Demo data split" in html
+
+
+@pytest.mark.slow
+def test_two_seeds_second_run_has_nothing_to_do(seeded_run):
+    assert planned_jobs(run_snakemake(seeded_run, "-n")) == {}
+
+
+def test_seeds_plan_bicubic_and_complexity_once_and_gpu_per_training_job(dry_workdir):
+    write_config(dry_workdir, seeds=[1, 2, 3])
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 6 and jobs["train_stage"] == 6 and jobs["evaluate"] == 6
+    assert jobs["evaluate_bicubic"] == 1 and jobs["complexity"] == 2 and jobs["trained_variant"] == 2
+    text = output_of(proc)
+    # every training job claims one unit of the gpu resource, whatever its seed: --resources gpu=2
+    # keeps at most two at once across seeds
+    train_blocks = [b for b in text.split("\n\n") if "rule train:" in b]
+    assert len(train_blocks) == 6 and all("gpu=1" in b for b in train_blocks)
+    assert "--set seed=2" in text and "--set seed=3" in text and "--set seed=1" not in text
+    outputs = planned_outputs(proc)
+    assert "results/tiny/runs/msnlan/x2/seed2/final.pt" in outputs
+    assert "results/tiny/eval/bicubic/x2/DemoA.csv" in outputs
+
+
+def test_two_seeds_with_two_stages_put_the_stage_folders_in_the_seed_folders(dry_workdir):
+    write_config(dry_workdir, seeds=[3, 5], variants=["msnlan"])  # the demo preset's two stages, a job each
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 2 and jobs["train_stage"] == 2, jobs
+    outputs = planned_outputs(proc)
+    for k in (3, 5):
+        assert f"results/tiny/runs/msnlan/x2/seed{k}/stage1/final.pt" in outputs
+    assert not any(re.search(r"runs/msnlan/x2/stage\d", o) for o in outputs)
+    blocks = output_of(proc).split("\n\n")
+    [stage] = [b for b in blocks if "rule train_stage:" in b and "seed5" in b]
+    assert "log: results/tiny/logs/train/msnlan_x2_seed5_stage1.log" in stage
+    assert re.search(r"--out results/tiny/runs/msnlan/x2/seed5 .*--set seed=5 --stage 1 ", stage)
+    # the last stage of seed 5 starts from stage 1 of seed 5, in the same run folder
+    [last] = [b for b in blocks if "rule train:" in b and "seed5" in b]
+    assert "results/tiny/runs/msnlan/x2/seed5/stage1/final.pt" in last and "seed3" not in last
+    assert re.search(r"--out results/tiny/runs/msnlan/x2/seed5 .*--set seed=5 ", last) and "--stage" not in last
+
+
+def test_one_seed_keeps_the_layout_and_commands(dry_workdir):
+    proc = run_snakemake(dry_workdir, "-n", "-p")
+    outputs = planned_outputs(proc)
+    assert "results/tiny/runs/msnlan/x2/final.pt" in outputs and not any("seed" in o for o in outputs)
+    assert "--set seed" not in output_of(proc)
+
+
 # ---- plans and checks before any job starts (dry runs: the plan itself is tested in test_plan.py) ----
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from test_released_weights import authors_checkpoint
@@ -45,6 +46,17 @@ def pretrained_workdir(root: Path) -> Path:
 def test_dry_run_plans_the_pretrained_evaluation(tmp_path):
     jobs = planned_jobs(run_snakemake(pretrained_workdir(tmp_path), "-n"))
     assert jobs["evaluate_pretrained"] == 1 and jobs["evaluate"] == 1 and jobs["train"] == 1
+
+
+def test_with_two_seeds_the_pretrained_row_is_evaluated_once(tmp_path):
+    workdir = pretrained_workdir(tmp_path)
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    write_config(workdir, **{k: v for k, v in cfg.items() if k not in ("seeds",)}, seeds=[1, 2])
+    proc = run_snakemake(workdir, "-n")
+    jobs = planned_jobs(proc)
+    assert jobs["evaluate_pretrained"] == 1 and jobs["evaluate"] == 2 and jobs["train"] == 2
+    assert "results/tiny/eval/msnlan_released/x2/Small.csv" in output_of(proc)
+    assert "msnlan_released/x2/seed" not in output_of(proc)
 
 
 @pytest.mark.slow

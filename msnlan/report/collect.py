@@ -16,7 +16,7 @@ from ..metric_registry import metric_names
 from ..results.collected import per_image_columns, summary_columns, write_collected_tables
 from ..results.evaluations import EvalResult, find_eval_results
 from ..results.runs import RunInfo, find_runs
-from ..results.summary import same_value, summarize
+from ..results.summary import same_value, summarize, summarize_over_seeds
 
 # protocol.json summaries may be rounded by their writer; differences below this are not staleness
 _SUMMARY_TOLERANCE = 5e-4
@@ -47,11 +47,42 @@ class Collected:
     runs: list[RunInfo]
     warnings: list[str] = field(default_factory=list)
 
-    def run(self, variant: str, scale: int) -> RunInfo | None:
-        for r in self.runs:
-            if r.variant == variant and r.scale == scale:
-                return r
-        return None
+    def run(self, variant: str, scale: int, seed: int | None = None) -> RunInfo | None:
+        """The run of a variant at a scale: of `seed`, else the one with the smallest seed."""
+        found = [r for r in self.runs if r.variant == variant and r.scale == scale]
+        exact = [r for r in found if r.seed == seed]
+        found = exact or sorted(found, key=lambda r: -1 if r.seed is None else r.seed)
+        return found[0] if found else None
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the results come from several training seeds (seed<k> folders)."""
+        return any(ev.seed is not None for ev in self.evals)
+
+    def seeds(self) -> list[int]:
+        """The training seeds found, sorted."""
+        return sorted({ev.seed for ev in self.evals if ev.seed is not None})
+
+
+def _variant(ev: EvalResult) -> str:
+    """The network an evaluation measured: a pretrained row's variant, else the method's."""
+    return ev.pretrained["variant"] if ev.pretrained else ev.variant
+
+
+def _provenance(ev: EvalResult, run: RunInfo | None) -> dict:
+    p, pre = ev.protocol, ev.pretrained
+    return {"lr_source": p.get("lr_source", ""), "tiling": format_tiling(p.get("tiling")),
+            "shave": p.get("shave", ""), "color_space": p.get("color_space", ""),
+            "checkpoint": p.get("checkpoint") or "",
+            "training_preset": (run.preset or "") if run else "",
+            "training_iterations": (run.iterations if run and run.iterations is not None else ""),
+            "label": (pre["label"] + ("+" if ev.self_ensemble else "")) if pre else "",
+            "weights_source": pre["source"] if pre else ""}
+
+
+def _joined(values) -> str:
+    """Distinct values of one provenance column over seeds, "; "-joined."""
+    return "; ".join(str(v) for v in dict.fromkeys(values) if str(v) != "")
 
 
 def collect(results_dir: str | os.PathLike) -> Collected:
@@ -64,40 +95,61 @@ def collect(results_dir: str | os.PathLike) -> Collected:
         raise DataError(f"{results_dir}: no evaluation results (expected eval/<method>/x<s>/<benchmark>.csv)")
     runs = find_runs(results_dir)
     warnings: list[str] = []
-    summary_rows, image_frames = [], []
-    run_of = {(r.variant, r.scale): r for r in runs}
+    seeded = any(ev.seed is not None for ev in evals)
+    groups: dict[tuple, list[EvalResult]] = {}
     for ev in evals:
-        stats = summarize(**{name: ev.rows[name] for name in metric_names()})
-        _check_protocol_summary(ev, stats, warnings)
-        if ev.method.endswith("+") != ev.self_ensemble:
-            warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
-                            f"{ev.method!r} {'lacks' if ev.self_ensemble else 'has'} the '+' suffix")
-        pre = ev.pretrained
-        variant = pre["variant"] if pre else ev.variant
-        run = None if pre else run_of.get((ev.variant, ev.scale))  # not trained here: no run of ours
-        p = ev.protocol
-        summary_rows.append({
-            "method": ev.method, "variant": variant, "self_ensemble": ev.self_ensemble,
-            "scale": ev.scale, "benchmark": ev.benchmark, **stats,
-            "lr_source": p.get("lr_source", ""), "tiling": format_tiling(p.get("tiling")),
-            "shave": p.get("shave", ""), "color_space": p.get("color_space", ""),
-            "checkpoint": p.get("checkpoint") or "",
-            "training_preset": (run.preset or "") if run else "",
-            "training_iterations": (run.iterations if run and run.iterations is not None else ""),
-            "label": (pre["label"] + ("+" if ev.self_ensemble else "")) if pre else "",
-            "weights_source": pre["source"] if pre else "",
-        })
-        frame = ev.rows.copy()
-        frame.insert(0, "method", ev.method)
-        frame.insert(1, "variant", variant)
-        frame.insert(2, "self_ensemble", ev.self_ensemble)
-        frame.insert(3, "scale", ev.scale)
-        frame.insert(4, "benchmark", ev.benchmark)
-        image_frames.append(frame)
-    summary = pd.DataFrame(summary_rows, columns=list(summary_columns()))
+        groups.setdefault((ev.method, ev.scale, ev.benchmark), []).append(ev)
+    if seeded:  # a results folder switched to several seeds may keep its one-seed files
+        for key, group in groups.items():
+            stale = [ev for ev in group if ev.seed is None]
+            if len(stale) < len(group):
+                warnings += [f"{ev.csv_path}: left out: {ev.method} also has seed<k>/ evaluations at x{ev.scale}"
+                             for ev in stale]
+                groups[key] = [ev for ev in group if ev.seed is not None]
+    evals = [ev for group in groups.values() for ev in group]
+    summary_rows, image_frames = [], []
+    run_of = {(r.variant, r.scale, r.seed): r for r in runs}
+    for (method, scale, benchmark), group in groups.items():
+        per_seed, provenance = {}, []
+        for ev in sorted(group, key=lambda e: -1 if e.seed is None else e.seed):
+            stats = summarize(**{name: ev.rows[name] for name in metric_names()})
+            _check_protocol_summary(ev, stats, warnings)
+            if ev.method.endswith("+") != ev.self_ensemble:
+                warnings.append(f"{ev.protocol_path}: self_ensemble is {ev.self_ensemble} but the method name "
+                                f"{ev.method!r} {'lacks' if ev.self_ensemble else 'has'} the '+' suffix")
+            per_seed[ev.seed] = stats
+            run = None if ev.pretrained else run_of.get((ev.variant, ev.scale, ev.seed))  # not trained here
+            provenance.append(_provenance(ev, run))
+            frame = ev.rows.copy()
+            for i, (col, value) in enumerate((("method", ev.method), ("variant", _variant(ev)),
+                                              ("self_ensemble", ev.self_ensemble), ("scale", ev.scale),
+                                              ("benchmark", ev.benchmark))):
+                frame.insert(i, col, value)
+            if seeded:
+                frame.insert(5, "seed", pd.array([ev.seed] * len(frame), dtype="Int64"))
+            image_frames.append(frame)
+        first = group[0]
+        key = {"method": method, "variant": _variant(first), "self_ensemble": first.self_ensemble,
+               "scale": scale, "benchmark": benchmark}
+        if not seeded:
+            stats = per_seed[None]
+        elif None in per_seed:  # bicubic and pretrained rows: not trained here, no seeds
+            stats = {**per_seed[None], "n_seeds": None}
+        else:
+            try:
+                stats = summarize_over_seeds(per_seed)
+            except DataError as exc:
+                raise DataError(f"{results_dir}: {method} x{scale} {benchmark}: {exc}") from None
+        summary_rows.append({**key, **stats,
+                             **{k: _joined(p[k] for p in provenance) if len(provenance) > 1 else provenance[0][k]
+                                for k in provenance[0]}})
+    summary = pd.DataFrame(summary_rows, columns=list(summary_columns(seeded)))
+    if seeded:
+        summary["n_seeds"] = pd.array(summary["n_seeds"], dtype="Int64")
     summary = summary.sort_values(["scale", "benchmark", "method"], kind="stable").reset_index(drop=True)
-    per_image = pd.concat(image_frames, ignore_index=True)[list(per_image_columns())]
-    per_image = per_image.sort_values(["scale", "benchmark", "method", "image"], kind="stable")
+    per_image = pd.concat(image_frames, ignore_index=True)[list(per_image_columns(seeded))]
+    order = ["scale", "benchmark", "method"] + (["seed"] if seeded else []) + ["image"]
+    per_image = per_image.sort_values(order, kind="stable")
     return Collected(summary, per_image.reset_index(drop=True), evals, runs, warnings)
 
 

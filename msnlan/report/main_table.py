@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..metric_registry import get_metric, registered_metrics
 from .published import STANDARD_COUNTS
-from .tables import Cell, Column, Footnotes, Row, RowGroup, Section, Table, rank_table
+from .tables import Cell, Column, Footnotes, Row, RowGroup, Section, Table, format_number, rank_table
 
 PSNR_DECIMALS = get_metric("psnr").decimals
 COMPETE_KEYWORDS = ("all", "measured", "published")
@@ -72,6 +72,24 @@ def _records(frame: pd.DataFrame, benchmarks: Sequence[str], metrics, row: Row):
             yield b, rec.iloc[0]
 
 
+def _measured_cell(rec: pd.Series, metric) -> Cell:
+    """A measured value with its n on hover; over several seeds the mean, with the sd and range over
+    seeds on hover and the sd as the LaTeX/Markdown spread ("± sd")."""
+    n, value = int(rec.n_images), float(rec[metric.name])
+    if "n_seeds" not in rec.index:
+        return Cell.number(value, metric.decimals, title=f"n={n}")
+    if pd.isna(rec.n_seeds):
+        return Cell.number(value, metric.decimals, title=f"n={n} images (not trained here, so no seeds)")
+    k = int(rec.n_seeds)
+    sd, low, high = (float(rec[f"{metric.name}_{x}"]) for x in ("sd", "min", "max"))
+    fmt = lambda x: format_number(x, metric.decimals)  # noqa: E731
+    title = f"n={k} seed{'s' if k != 1 else ''} × {n} images; mean over seeds"
+    if k > 1:
+        title += f"; sd over seeds {fmt(sd)}, range {fmt(low)}–{fmt(high)}"
+    spread = f"± {fmt(sd)}" if k > 1 and math.isfinite(sd) else ""
+    return Cell.number(value, metric.decimals, title=title, spread=spread)
+
+
 def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: Sequence[int],
                      published: pd.DataFrame | None = None, *, variants: Sequence[str] = (),
                      compete: Sequence[str] | None = None) -> Table:
@@ -118,7 +136,7 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
             row.label_notes.append(notes.marker(SELF_ENSEMBLE_NOTE))
         for b, rec in _records(mine, benchmarks, metrics, row):
             n, n_inf = int(rec.n_images), int(rec.n_infinite_psnr)
-            cells = {m.name: Cell.number(float(rec[m.name]), m.decimals, title=f"n={n}") for m in metrics}
+            cells = {m.name: _measured_cell(rec, m) for m in metrics}
             if ref_n[(s, b)] is not None and n != ref_n[(s, b)]:
                 mk = notes.marker("mean over a different number of images than the other rows of this "
                                   "column (hover for n); not ranked")
@@ -174,6 +192,13 @@ def build_main_table(summary: pd.DataFrame, benchmarks: Sequence[str], scales: S
                        "tie and all get the mark; the underline goes to the next distinct printed value. "
                        "– : not available."))
     footer.append(("", _protocol_line(summary)))
+    if "n_seeds" in summary.columns:
+        seeds = sorted({int(k) for k in summary.n_seeds.dropna()})
+        k = "/".join(map(str, seeds))
+        footer.append(("", f"Trained methods: mean over {k} training seeds of the mean over images, so each of "
+                           f"their numbers rests on {k} seeds × the column's images (n on hover); ± (LaTeX/"
+                           "Markdown) and the HTML hover: standard deviation over seeds (the hover also gives "
+                           "the range). Bicubic has no training and is evaluated once."))
     missing_pub = [b for b in benchmarks if b not in STANDARD_COUNTS]
     if missing_pub:
         footer.append(("", f"No published numbers for {', '.join(missing_pub)}: published results exist only "
@@ -208,7 +233,9 @@ def _protocol_line(summary: pd.DataFrame) -> str:
 def main_table_frame(summary: pd.DataFrame, published: pd.DataFrame | None) -> pd.DataFrame:
     """Tidy long form of the numbers behind the main table (one row per method/scale/benchmark)."""
     names = [m.name for m in registered_metrics() if m.name in summary.columns]
-    meas = summary[["method", "self_ensemble", "scale", "benchmark", *names, "n_images",
+    spread = [c for c in summary.columns if "n_seeds" in summary.columns
+              and (c == "n_seeds" or any(c.startswith(f"{m}_") for m in names))]
+    meas = summary[["method", "self_ensemble", "scale", "benchmark", *names, *spread, "n_images",
                     "n_infinite_psnr"]].copy()
     meas.insert(0, "kind", "measured")
     meas["source"] = "measured"

@@ -66,14 +66,16 @@ def psnr_vs_macs(complexity: pd.DataFrame, summary: pd.DataFrame, benchmark: str
 
 
 def _thin(log: pd.DataFrame, points: int = 400) -> pd.DataFrame:
-    """Long logs averaged over consecutive bins of rows, so each variant is drawn with ~`points` points."""
+    """Long logs averaged over consecutive bins of rows, so each variant (and seed) is drawn with
+    ~`points` points; the seeds of one variant share their logged iterations, so their bins align."""
     out = []
-    for _, g in log.groupby("variant", sort=False):
+    for _, g in log.groupby(["variant", "seed"], sort=False, dropna=False):
         g = g.sort_values("iteration")
         step = max(1, len(g) // points)
         if step > 1:
             bins = pd.Series(range(len(g)), index=g.index) // step
-            g = g.groupby(bins.to_numpy()).agg({"iteration": "last", "loss": "mean", "variant": "first"})
+            g = g.groupby(bins.to_numpy()).agg({"iteration": "last", "loss": "mean", "variant": "first",
+                                                "seed": "first"})
         out.append(g)
     return pd.concat(out, ignore_index=True) if out else log
 
@@ -89,20 +91,26 @@ def stage_boundaries(runs: Sequence[RunInfo]) -> dict[int, list[int]]:
 
 def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | None:
     """Validation PSNR and training loss vs iteration, one line per variant, one row of panels per scale;
-    a dashed vertical line where a training stage begins."""
+    a dashed vertical line where a training stage begins.
+
+    With several training seeds a line is the mean over the seeds and its band ± 1 sd over them (the
+    seeds of a variant train the same stages, so they share the boundaries).
+    """
     frames = []
-    starts: dict[int, set] = {}  # scale -> run iterations after which a later stage begins
+    starts = stage_boundaries(runs)  # scale -> sorted run iterations after which a later stage begins
     for run in runs:
-        if run.log is not None and not run.log.empty:
-            starts.setdefault(run.scale, set()).update(run.stage_starts)
         if run.log is None or run.log.empty:
             continue
         f = run.log.copy()
-        f["variant"], f["scale"] = run.variant, run.scale
+        f["variant"], f["scale"], f["seed"] = run.variant, run.scale, run.seed
         frames.append(f)
     if not frames:
         return None
     data = pd.concat(frames, ignore_index=True)
+    n_seeds = int(data.groupby(["variant", "scale"])["seed"].nunique().max())
+    # one value per (variant, iteration) needs no aggregation; over seeds: mean and a ± sd band
+    agg = {"estimator": "mean", "errorbar": "sd"} if n_seeds > 1 else {"estimator": None, "errorbar": None}
+    over = f" (mean of {n_seeds} seeds, band ± 1 sd)" if n_seeds > 1 else ""
     panels = [s for s in scales if s in set(data.scale)] or sorted(set(data.scale))
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.4 * len(panels)), squeeze=False)
@@ -112,13 +120,12 @@ def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | N
         val = d[d.val_psnr.notna()] if "val_psnr" in d else d.iloc[0:0]
         if len(val):
             sns.lineplot(data=val, x="iteration", y="val_psnr", hue="variant", palette=palette, marker="o",
-                         ax=ax_val, legend=False, estimator=None, errorbar=None)
+                         ax=ax_val, legend=False, **agg)
         else:
             ax_val.text(0.5, 0.5, "no validation logged", ha="center", va="center", transform=ax_val.transAxes)
         loss = _thin(d[d.loss.notna()])
-        # one value per (variant, iteration): no aggregation or bootstrap band (slow on long logs)
         sns.lineplot(data=loss, x="iteration", y="loss", hue="variant", palette=palette,
-                     ax=ax_loss, linewidth=1, estimator=None, errorbar=None)
+                     ax=ax_loss, linewidth=1, **agg)
         if len(loss) and loss.loss.min() > 0 and loss.loss.max() / loss.loss.min() > 20:
             ax_loss.set_yscale("log")
         for n, at in enumerate(starts.get(s, ()), start=2):
@@ -126,9 +133,10 @@ def training_curves(runs: Sequence[RunInfo], scales: Sequence[int]) -> bytes | N
                 ax.axvline(at, color="0.35", linestyle="--", linewidth=1, zorder=1.5)
             ax_loss.annotate(f"stage {n}", (at, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
                              textcoords="offset points", ha="left", va="top", fontsize=8, color="0.35")
-        ax_val.set_title(f"validation PSNR ×{s}")
+        ax_val.set_title(f"validation PSNR ×{s}{over}")
         ax_val.set_ylabel("PSNR (dB)")
-        ax_loss.set_title(f"training loss (L1) ×{s}" + (" (binned means)" if len(loss) < d.loss.notna().sum() else ""))
+        ax_loss.set_title(f"training loss (L1) ×{s}" + (" (binned means)" if len(loss) < d.loss.notna().sum() else "")
+                          + over)
         ax_loss.set_ylabel("loss")
         if ax_loss.get_legend() is not None:
             sns.move_legend(ax_loss, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="variant")

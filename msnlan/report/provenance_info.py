@@ -28,11 +28,12 @@ def _text(value) -> str:
 def protocol_rows(evals: Sequence[EvalResult]) -> list[dict]:
     """One row per evaluation with the protocol fields that decide its numbers."""
     rows = []
-    for ev in sorted(evals, key=lambda e: (e.scale, e.benchmark, e.method)):
+    for ev in sorted(evals, key=lambda e: (e.scale, e.benchmark, e.method, -1 if e.seed is None else e.seed)):
         p = ev.protocol
         versions = p.get("versions") if isinstance(p.get("versions"), dict) else {}
         rows.append({
             "method": ev.method, "scale": ev.scale, "benchmark": ev.benchmark,
+            "seed": MISSING if ev.seed is None else ev.seed,
             **{k: _text(p.get(k)) for k in PROTOCOL_FIELDS},
             "checkpoint": _text(p.get("checkpoint")), "variant_hash": _text(p.get("variant_hash")),
             "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
@@ -73,7 +74,8 @@ def stage_text(stage: dict) -> str:
 
 def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
     return [{
-        "variant": r.variant, "scale": r.scale, "preset": r.preset or MISSING,
+        "variant": r.variant, "scale": r.scale, "seed": MISSING if r.seed is None else r.seed,
+        "preset": r.preset or MISSING,
         "iterations": r.iterations if r.iterations is not None else MISSING,
         "iterations_logged": r.iterations_done if r.iterations_done is not None else MISSING,
         "patch_size": _per_stage(r.stages, "patch_size"),
@@ -82,7 +84,7 @@ def run_rows(runs: Sequence[RunInfo]) -> list[dict]:
         "finished": "yes" if r.has_final else "no (no final.pt)",
         "device": r.device or MISSING,
         "path": str(r.path),
-    } for r in sorted(runs, key=lambda r: (r.scale, r.variant))]
+    } for r in sorted(runs, key=lambda r: (r.scale, r.variant, -1 if r.seed is None else r.seed))]
 
 
 def demo_banner(runs: Sequence[RunInfo]) -> tuple[str, str] | None:
@@ -94,9 +96,33 @@ def demo_banner(runs: Sequence[RunInfo]) -> tuple[str, str] | None:
     off = sorted({(r.preset or "not recorded") for r in runs} - {"paper"})
     if not off:
         return None
-    which = ", ".join(f"{r.variant} ×{r.scale}" for r in runs if (r.preset or "not recorded") != "paper")
+    which = ", ".join(dict.fromkeys(f"{r.variant} ×{r.scale}" for r in runs
+                                    if (r.preset or "not recorded") != "paper"))
     return (DEMO_LABEL, f"Training preset(s) {', '.join(off)} instead of \"paper\" ({which}). These numbers "
                         "show the pipeline works; they are not comparable with the paper's or the published rows.")
+
+
+def demo_split(results_dir, config: dict | None = None) -> list[dict]:
+    """The embedded demo sets of a results folder (demo/demo_data.json), one entry per set with its
+    role in `config` (training, validation, benchmark), its images and their sources: the sets hold
+    crops of different photographs."""
+    from ..data.demo import read_demo_record
+    from ..results.layout import demo_dir
+
+    record = read_demo_record(demo_dir(results_dir))
+    if record is None:
+        return []
+    config = config or {}
+    roles: dict[str, list[str]] = {}
+    for role, src in [("training", (config.get("train_data") or {}).get("path")),
+                      ("validation", (config.get("val_data") or {}).get("path"))] + \
+            [("test (benchmark)", p) for p in (config.get("benchmarks") or {}).values()]:
+        if isinstance(src, str) and src.startswith("demo:"):
+            roles.setdefault(src[len("demo:"):], []).append(role)
+    return [{"set": name, "n": len(entries), "role": ", ".join(roles.get(name, ["not used"])) if config else MISSING,
+             "images": ", ".join(f"{e['name']} ({e['source_file'].rsplit('/', 1)[-1]}, {e['width']}×{e['height']})"
+                                 for e in entries)}
+            for name, entries in record["sets"].items()]
 
 
 def report_environment() -> dict:

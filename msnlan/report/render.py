@@ -22,7 +22,8 @@ from .ablation import AblationSettings, build_ablation_table
 from .collect import Collected, collect
 from .complexity_table import build_complexity_table
 from .main_table import build_main_table, main_table_frame, method_order, pretrained_mask
-from .provenance_info import demo_banner, protocol_overview, protocol_rows, report_environment, run_rows
+from .provenance_info import (demo_banner, demo_split, protocol_overview, protocol_rows, report_environment,
+                              run_rows)
 from .published import STANDARD_COUNTS, load_published
 from ..results.complexity import complexity_frame, find_complexity
 from ..results.runs import recorded_variant
@@ -184,6 +185,9 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
     if curves:
         figures["training_curves.png"] = curves
 
+    seeds = collected.seeds()
+    # the visual comparison shows one seed's outputs: the config's first seed (else the smallest found)
+    visual_seed = next((k for k in settings.seeds if k in seeds), seeds[0] if seeds else None)
     visuals, visual_scales, visual_images_used = [], [], []
     if not no_visuals:
         visual_scales = [s for s in (settings.visual_scales or [max(scales)]) if s in scales]
@@ -192,7 +196,7 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         visual_images_used = select_images(per_image, benchmarks, settings.visual_images)
         visuals, vis_warn = build_visuals(results_dir, collected.evals, per_image, visual_images_used,
                                           visual_scales, methods, settings.crop_boxes, settings.crop_size,
-                                          labels=labels)
+                                          visual_seed, labels=labels)
         warnings += vis_warn
 
     tables = [t for t in (main, ablation, complexity) if t is not None and t.sections]
@@ -237,6 +241,8 @@ def build_report(results_dir: str | os.PathLike, config: str | os.PathLike | Non
         "curves": _data_uri(figures.get("training_curves.png")),
         "visuals": visuals, "visual_scales": visual_scales, "visuals_disabled": no_visuals,
         "runs": run_rows(collected.runs),
+        "seeds": seeds, "visual_seed": visual_seed,
+        "demo_split": demo_split(results_dir, settings.raw),
         "protocol_overview": protocol_overview(prot_rows), "protocol_rows": prot_rows,
         "config_text": settings.path.read_text() if settings.path else "(no config given)",
         "config_path": str(settings.path) if settings.path else "",

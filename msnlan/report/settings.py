@@ -1,7 +1,8 @@
 """What `msnlan report` reads from the workflow config (CONFIG.yaml).
 
 Used keys of the workflow config: `name`, `benchmarks` (name -> path; its order is the tables'
-column order), `scales`, `variants` (row order), `ablations_dir`, and the optional `report:` section:
+column order), `scales`, `variants` (row order), `seeds` (the first one's SR images make the visual
+comparison), `ablations_dir`, and the optional `report:` section:
 
 ```yaml
 report:
@@ -46,6 +47,7 @@ class ReportSettings:
     benchmarks: list[str] = field(default_factory=list)
     scales: list[int] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)   # the config's training seeds (the first: visual comparison)
     ablations_dir: Path | None = None
     published: str | None = None
     compete: list[str] | None = None
@@ -68,6 +70,7 @@ def parse_settings(data: Mapping | None, source: str = "<config>", path: Path | 
     s.benchmarks = list(data.get("benchmarks") or {})
     s.scales = list(data.get("scales") or [])
     s.variants = list(data.get("variants") or [])
+    s.seeds = list(data.get("seeds") or [])
     if data.get("ablations_dir"):
         s.ablations_dir = Path(data["ablations_dir"])
     rep = data.get("report") or {}

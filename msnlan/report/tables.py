@@ -49,6 +49,7 @@ class Cell:
     css: str = ""                   # extra HTML class, e.g. "sig" for a CI excluding 0
     title: str = ""                 # HTML tooltip
     detail: str = ""                # secondary text: HTML puts it on a second line, LaTeX/Markdown after a space
+    spread: str = ""                # e.g. "± 0.02" over seeds: LaTeX/Markdown print it after the value, HTML in the title
 
     @classmethod
     def number(cls, value: float | None, decimals: int, **kwargs) -> "Cell":
@@ -277,6 +278,7 @@ def _latex_cell(cell: Cell) -> str:
         body = r"\textbf{" + body + "}"
     elif cell.mark == "second":
         body = r"\underline{" + body + "}"
+    body += (" " + latex_escape(cell.spread)) if cell.spread else ""
     detail = (r" {\scriptsize " + latex_escape(cell.detail) + "}") if cell.detail else ""
     return body + _latex_notes(cell.notes) + detail
 
@@ -511,6 +513,7 @@ def _md_cell(cell: Cell) -> str:
         body = f"**{body}**"
     elif cell.mark == "second":
         body = f"<ins>{body}</ins>"  # Markdown has no underline; GitHub renders <ins> underlined
+    body += (" " + _md_escape(cell.spread)) if cell.spread else ""
     detail = (" " + _md_escape(cell.detail)) if cell.detail else ""
     return body + _md_notes(cell.notes) + detail
 

@@ -1,5 +1,6 @@
 """The visual comparison: for chosen images, the HR image with the crop box and the same crop from
-HR, bicubic and every method whose SR output was saved (images/<method>/x<s>/<benchmark>/<image>.png)."""
+HR, bicubic and every method whose SR output was saved (images/<method>/x<s>/<benchmark>/<image>.png;
+with several training seeds, the trained methods' outputs of one seed: images/<method>/x<s>/seed<k>/...)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -81,8 +82,10 @@ def _dataset_path(results_dir: Path, evals: Sequence[EvalResult], benchmark: str
 def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.DataFrame,
                   images: Sequence[tuple[str, str]], scales: Sequence[int], methods: Sequence[str],
                   crop_boxes: dict[str, CropBox], crop_size: int | None,
-                  labels: dict[str, str] | None = None) -> tuple[list[Visual], list[str]]:
-    """Build every (image, scale) comparison; problems become warnings, not failures. `labels`: the
+                  seed: int | None = None, labels: dict[str, str] | None = None) -> tuple[list[Visual], list[str]]:
+    """Build every (image, scale) comparison; problems become warnings, not failures.
+
+    `seed`: the training seed whose SR outputs are shown (None: the one-seed layout). `labels`: the
     display names of methods shown under another name (rows of weights not trained here)."""
     from ..data.datasets import load_dataset
     from ..data.imresize import imresize
@@ -111,7 +114,7 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
                     continue
                 try:
                     v = _one_visual(results_dir, pairs[name], bench, s, per_image, methods, crop_boxes,
-                                    crop_size, read_image, imresize, warnings, labels or {})
+                                    crop_size, read_image, imresize, warnings, seed, labels or {})
                 except MsnlanError as exc:
                     warnings.append(f"visual comparison of {bench}/{name} x{s}: {exc}")
                     continue
@@ -121,13 +124,16 @@ def build_visuals(results_dir: Path, evals: Sequence[EvalResult], per_image: pd.
 
 
 def _one_visual(results_dir, pair, bench, s, per_image, methods, crop_boxes, crop_size, read_image, imresize,
-                warnings, labels) -> Visual | None:
+                warnings, seed=None, labels=None) -> Visual | None:
     hr = pair.hr
     here = per_image[(per_image.scale == s) & (per_image.benchmark == bench) & (per_image.image == pair.name)]
     shown = [m for m in methods if m in set(here.method)]
+    labels = labels or {}
+    # only trained methods have a seed level; bicubic and pretrained rows are evaluated once
+    per_seed = set(here.method[here.seed.notna()]) if "seed" in here.columns else set()
     srs: dict[str, tuple[np.ndarray, str]] = {}
     for m in shown:
-        p = sr_image(results_dir, m, s, bench, pair.name)
+        p = sr_image(results_dir, m, s, bench, pair.name, seed if m in per_seed else None)
         if p.is_file():
             img = read_image(p)
             if img.shape != hr.shape:

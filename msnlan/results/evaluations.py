@@ -1,4 +1,5 @@
-"""An evaluation's two files: eval/<method>/x<s>/<benchmark>.csv and <benchmark>.protocol.json.
+"""An evaluation's two files: eval/<method>/x<s>/<benchmark>.csv and <benchmark>.protocol.json
+(eval/<method>/x<s>/seed<k>/... for one of several training seeds).
 
 The CSV has one row per image: the image name, one column per registered metric
 (msnlan.metric_registry), seconds and peak_memory_mb. The protocol.json records every protocol choice and
@@ -132,6 +133,7 @@ class EvalResult:
     protocol_path: Path
     protocol: dict
     rows: pd.DataFrame  # image, psnr, ssim, seconds, peak_memory_mb (floats; psnr may be inf)
+    seed: int | None = None  # training seed, from a seed<k> folder; None in the one-seed layout
 
     @property
     def self_ensemble(self) -> bool:
@@ -199,15 +201,16 @@ def read_eval_rows(csv_path: Path) -> pd.DataFrame:
     return rows
 
 
-def read_eval_result(csv_path: Path, method: str, scale: int) -> EvalResult:
+def read_eval_result(csv_path: Path, method: str, scale: int, seed: int | None = None) -> EvalResult:
     benchmark = csv_path.stem
     protocol_path = layout.protocol_json(csv_path)
     if not protocol_path.is_file():
         raise DataError(f"{csv_path}: its protocol file {protocol_path.name} is missing (evaluation unfinished?)")
     protocol = read_protocol(protocol_path, scale, benchmark)
-    return EvalResult(method, scale, benchmark, csv_path, protocol_path, protocol, read_eval_rows(csv_path))
+    return EvalResult(method, scale, benchmark, csv_path, protocol_path, protocol, read_eval_rows(csv_path), seed)
 
 
 def find_eval_results(results_dir: Path) -> list[EvalResult]:
-    """Every eval/<method>/x<s>/<benchmark>.csv of a results folder."""
-    return [read_eval_result(path, method, scale) for method, scale, path in layout.eval_csvs(results_dir)]
+    """Every eval/<method>/x<s>/[seed<k>/]<benchmark>.csv of a results folder."""
+    return [read_eval_result(path, method, scale, seed)
+            for method, scale, seed, path in layout.eval_csvs(results_dir)]

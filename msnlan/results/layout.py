@@ -12,6 +12,11 @@ complexity/<variant>/x<s>.json              parameters, MACs, runtime
 tables/summary.csv, tables/per_image.csv    msnlan collect
 report/index.html                           msnlan report
 ```
+With several training seeds (the config's `seeds`), runs, evaluations and saved images of the
+trained methods get a seed level after x<s>: runs/<variant>/x<s>/seed<k>/ (with its stage<n>/ folders),
+eval/<method>/x<s>/seed<k>/<benchmark>.csv, images/<method>/x<s>/seed<k>/<benchmark>/. The path
+functions take `seed` (None: no seed level, the one-seed layout); bicubic and complexity have none.
+
 Every function takes the results folder and returns a Path; wildcard strings such as "{scale}"
 pass through, so the workflow builds its patterns with the same functions.
 """
@@ -24,6 +29,16 @@ from typing import Iterable
 
 PathLike = str | os.PathLike
 _SCALE_DIR = re.compile(r"^x([1-9][0-9]*)$")
+_SEED_DIR = re.compile(r"^seed([0-9]+)$")
+
+
+def seed_dir_name(seed) -> str:
+    """"seed3" for seed 3 (or a wildcard string such as "{seed}")."""
+    return f"seed{seed}"
+
+
+def _seeded(path: Path, seed) -> Path:
+    return path if seed is None else path / seed_dir_name(seed)
 
 
 def dataset_dir(results: PathLike, dataset: str) -> Path:
@@ -38,12 +53,12 @@ def demo_dir(results: PathLike) -> Path:
     return Path(results) / "demo"
 
 
-def run_dir(results: PathLike, variant: str, scale) -> Path:
-    return Path(results) / "runs" / variant / f"x{scale}"
+def run_dir(results: PathLike, variant: str, scale, seed=None) -> Path:
+    return _seeded(Path(results) / "runs" / variant / f"x{scale}", seed)
 
 
-def final_weights(results: PathLike, variant: str, scale) -> Path:
-    return run_dir(results, variant, scale) / "final.pt"
+def final_weights(results: PathLike, variant: str, scale, seed=None) -> Path:
+    return run_dir(results, variant, scale, seed) / "final.pt"
 
 
 def stage_folder(run: PathLike, stage) -> Path:
@@ -51,17 +66,18 @@ def stage_folder(run: PathLike, stage) -> Path:
     return Path(run) / f"stage{stage}"
 
 
-def stage_weights(results: PathLike, variant: str, scale, stage) -> Path:
-    """final.pt of one stage; the run's final.pt (final_weights) holds the last stage's weights."""
-    return stage_folder(run_dir(results, variant, scale), stage) / "final.pt"
+def stage_weights(results: PathLike, variant: str, scale, stage, seed=None) -> Path:
+    """final.pt of one stage; the run's final.pt (final_weights) holds the last stage's weights.
+    With a seed the stage folders lie in the seed's run folder: runs/<variant>/x<s>/seed<k>/stage<n>/."""
+    return stage_folder(run_dir(results, variant, scale, seed), stage) / "final.pt"
 
 
 def trained_variant_file(results: PathLike, variant: str) -> Path:
     return Path(results) / "variants" / f"{variant}.yaml"
 
 
-def eval_csv(results: PathLike, method: str, scale, benchmark: str) -> Path:
-    return Path(results) / "eval" / method / f"x{scale}" / f"{benchmark}.csv"
+def eval_csv(results: PathLike, method: str, scale, benchmark: str, seed=None) -> Path:
+    return _seeded(Path(results) / "eval" / method / f"x{scale}", seed) / f"{benchmark}.csv"
 
 
 def protocol_json(csv_path: PathLike) -> Path:
@@ -86,12 +102,12 @@ def partial_images(csv_path: PathLike) -> Path:
     return p.with_name(f".{stem}.partial-images")
 
 
-def sr_images_dir(results: PathLike, method: str, scale, benchmark: str) -> Path:
-    return Path(results) / "images" / method / f"x{scale}" / benchmark
+def sr_images_dir(results: PathLike, method: str, scale, benchmark: str, seed=None) -> Path:
+    return _seeded(Path(results) / "images" / method / f"x{scale}", seed) / benchmark
 
 
-def sr_image(results: PathLike, method: str, scale, benchmark: str, image: str) -> Path:
-    return sr_images_dir(results, method, scale, benchmark) / f"{image}.png"
+def sr_image(results: PathLike, method: str, scale, benchmark: str, image: str, seed=None) -> Path:
+    return sr_images_dir(results, method, scale, benchmark, seed) / f"{image}.png"
 
 
 def complexity_json(results: PathLike, variant: str, scale) -> Path:
@@ -133,19 +149,45 @@ def scale_dirs(parent: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def seed_of(name: str) -> int | None:
+    """3 for "seed3" (a seed folder), else None."""
+    m = _SEED_DIR.match(name)
+    return int(m.group(1)) if m else None
+
+
+def seed_dirs(parent: Path) -> list[tuple[int, Path]]:
+    """The seed<k> sub-folders of `parent`, as (k, path), sorted by seed."""
+    out = []
+    for p in visible(parent.iterdir()) if parent.is_dir() else []:
+        k = seed_of(p.name)
+        if p.is_dir() and k is not None:
+            out.append((k, p))
+    return sorted(out)
+
+
 def subdirs(parent: Path) -> list[Path]:
     return [p for p in visible(parent.iterdir()) if p.is_dir()] if parent.is_dir() else []
 
 
-def eval_csvs(results: PathLike) -> list[tuple[str, int, Path]]:
-    """Every eval/<method>/x<s>/<benchmark>.csv as (method, scale, path)."""
-    return [(m.name, s, p) for m in subdirs(Path(results) / "eval") for s, d in scale_dirs(m)
-            for p in visible(d.glob("*.csv"))]
+def eval_csvs(results: PathLike) -> list[tuple[str, int, int | None, Path]]:
+    """Every eval/<method>/x<s>/<benchmark>.csv and eval/<method>/x<s>/seed<k>/<benchmark>.csv as
+    (method, scale, seed, path); seed None for the one-seed layout."""
+    out = []
+    for m in subdirs(Path(results) / "eval"):
+        for s, d in scale_dirs(m):
+            out += [(m.name, s, None, p) for p in visible(d.glob("*.csv"))]
+            out += [(m.name, s, k, p) for k, sd in seed_dirs(d) for p in visible(sd.glob("*.csv"))]
+    return out
 
 
-def run_dirs(results: PathLike) -> list[tuple[str, int, Path]]:
-    """Every runs/<variant>/x<s>/ as (variant, scale, path)."""
-    return [(v.name, s, d) for v in subdirs(Path(results) / "runs") for s, d in scale_dirs(v)]
+def run_dirs(results: PathLike) -> list[tuple[str, int, int | None, Path]]:
+    """Every runs/<variant>/x<s>/ (or its seed<k>/ sub-folders) as (variant, scale, seed, path)."""
+    out = []
+    for v in subdirs(Path(results) / "runs"):
+        for s, d in scale_dirs(v):
+            seeds = seed_dirs(d)
+            out += [(v.name, s, k, sd) for k, sd in seeds] if seeds else [(v.name, s, None, d)]
+    return out
 
 
 def complexity_jsons(results: PathLike) -> list[tuple[str, int, Path]]:

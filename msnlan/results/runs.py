@@ -1,4 +1,5 @@
-"""A training run folder runs/<variant>/x<s>/: config.yaml, environment.json, log.csv, final.pt.
+"""A training run folder runs/<variant>/x<s>/ (runs/<variant>/x<s>/seed<k>/ with several training
+seeds): config.yaml, environment.json, log.csv, final.pt.
 
 config.yaml (written by `msnlan train` when the run starts, layout RUN_CONFIG_KEYS):
   variant: the resolved variant ({'name', 'description', 'source', 'model': {...}})
@@ -197,7 +198,7 @@ def final_metadata(path: Path) -> dict:
 
 @dataclass
 class RunInfo:
-    """One training run folder runs/<variant>/x<s>/ (config empty if config.yaml is missing)."""
+    """One training run folder runs/<variant>/x<s>/[seed<k>/] (config empty if config.yaml is missing)."""
 
     variant: str
     scale: int
@@ -206,6 +207,7 @@ class RunInfo:
     log: pd.DataFrame | None = None
     has_final: bool = False
     environment: dict = field(default_factory=dict)
+    seed: int | None = None  # from the seed<k> folder; None in the one-seed layout
 
     def _training(self, key: str) -> Any:
         return (self.config.get("training") or {}).get(key)
@@ -271,15 +273,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def read_run(variant: str, scale: int, path: Path) -> RunInfo:
+def read_run(variant: str, scale: int, path: Path, seed: int | None = None) -> RunInfo:
     cfg, log, env = path / RUN_CONFIG, path / LOG, path / ENVIRONMENT
     return RunInfo(variant, scale, path, read_run_config(cfg) if cfg.is_file() else {},
                    read_log(log) if log.is_file() else None, (path / "final.pt").is_file(),
-                   read_environment(env) if env.is_file() else {})
+                   read_environment(env) if env.is_file() else {}, seed)
 
 
 def find_runs(results_dir: Path) -> list[RunInfo]:
-    return [read_run(v, s, p) for v, s, p in layout.run_dirs(results_dir)]
+    return [read_run(v, s, p, k) for v, s, k, p in layout.run_dirs(results_dir)]
 
 
 def recorded_variant(variant: str, run: RunInfo | None) -> tuple[dict | None, str]:

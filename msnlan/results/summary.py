@@ -36,6 +36,41 @@ def summarize(psnr: Iterable[float], ssim: Iterable[float], **more: Iterable[flo
     return {**out, "n_images": int(psnr.size), "n_infinite_psnr": int(np.isinf(psnr).sum())}
 
 
+def seed_spread_columns(metrics) -> tuple[str, ...]:
+    """The spread columns of a summary over several seeds: <metric>_sd, _min, _max per metric."""
+    return tuple(f"{m}_{stat}" for m in metrics for stat in ("sd", "min", "max"))
+
+
+def summarize_over_seeds(per_seed: dict) -> dict:
+    """One method's summary over training seeds, from {seed: summarize(...) of that seed}.
+
+    Each metric is the mean over seeds of the per-seed means (every seed weighs the same);
+    <metric>_sd is their standard deviation (n - 1 in the denominator; NaN for one seed),
+    <metric>_min/_max their range. n_seeds counts the seeds, n_images the images per seed (DataError
+    if the seeds were evaluated on different numbers of images), n_infinite_psnr counts
+    seed x image pairs.
+    """
+    from ..errors import DataError
+
+    if not per_seed:
+        raise ValueError("no seeds to summarize")
+    counts = {k: v["n_images"] for k, v in per_seed.items()}
+    if len(set(counts.values())) > 1:
+        raise DataError("the seeds were evaluated on different numbers of images: "
+                        + ", ".join(f"seed {k}: {n}" for k, n in sorted(counts.items())))
+    first = next(iter(per_seed.values()))
+    metrics = [k for k in first if k not in ("n_images", "n_infinite_psnr")]
+    out: dict = {}
+    for m in metrics:
+        values = np.array([float(v[m]) for v in per_seed.values()])
+        out[m] = float(values.mean())
+        finite = np.isfinite(values).all()
+        out[f"{m}_sd"] = float(values.std(ddof=1)) if len(values) > 1 and finite else math.nan
+        out[f"{m}_min"], out[f"{m}_max"] = float(values.min()), float(values.max())
+    return {**out, "n_seeds": len(per_seed), "n_images": first["n_images"],
+            "n_infinite_psnr": int(sum(v["n_infinite_psnr"] for v in per_seed.values()))}
+
+
 def same_value(a: float, b: float, tolerance: float) -> bool:
     """Whether two summary values agree; infinities and NaN only agree with themselves."""
     if math.isnan(a) or math.isnan(b):

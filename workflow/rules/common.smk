@@ -102,30 +102,44 @@ def prepare_input(wildcards) -> dict:
     return {"source": src}
 
 
+def seed_of(wildcards):
+    """The job's training seed (its {seed} wildcard), or None in the one-seed layout."""
+    return getattr(wildcards, "seed", None)
+
+
+def seed_tag() -> str:
+    """The seed part of log and benchmark file names ("" in the one-seed layout: names as before)."""
+    return "_seed{seed}" if P.seeded else ""
+
+
 def init_checkpoint(wildcards) -> list:
-    """x3/x4 start from the x2 weights of the same variant when init_from_x2 is set."""
+    """x3/x4 start from the x2 weights of the same variant (and seed) when init_from_x2 is set."""
     if config["init_from_x2"] and int(wildcards.scale) > 2:
-        return [P.final_weights(wildcards.variant, 2)]
+        return [P.final_weights(wildcards.variant, 2, seed_of(wildcards))]
     return []
 
 
 def previous_stage(wildcards) -> list:
-    """Stage n > 1 of a preset with stages starts from stage n - 1's final.pt."""
+    """Stage n > 1 of a preset with stages starts from stage n - 1's final.pt (same seed)."""
     n = int(wildcards.stage)
-    return [P.stage_weights(wildcards.variant, wildcards.scale, n - 1)] if n > 1 else []
+    if n == 1:
+        return []
+    return [P.stage_weights(wildcards.variant, wildcards.scale, n - 1, seed_of(wildcards))]
 
 
 def stages_before_last(wildcards) -> list:
     """With stages and train.job_per_stage, `train` trains the last one, from the stage before it
-    (a train_stage job); otherwise `train` trains every stage."""
+    (a train_stage job of the same seed); otherwise `train` trains every stage."""
     if P.train_stages == 1 or not P.job_per_stage:
         return []
-    return [P.stage_weights(wildcards.variant, wildcards.scale, P.train_stages - 1)]
+    last = P.train_stages - 1
+    return [P.stage_weights(wildcards.variant, wildcards.scale, last, seed_of(wildcards))]
 
 
-def train_overrides() -> str:
-    """train.overrides as `--set key=value` arguments of msnlan train."""
-    return " ".join(f"--set {shlex.quote(item)}" for item in train_override_items(config))
+def train_overrides(wildcards) -> str:
+    """train.overrides and the job's training seed as `--set key=value` arguments of msnlan train."""
+    items = train_override_items(config) + P.seed_override(seed_of(wildcards))
+    return " ".join(f"--set {shlex.quote(item)}" for item in items)
 
 
 def eval_options(wildcards) -> str:
@@ -164,7 +178,8 @@ def complexity_options() -> str:
 def save_images_option(method: str, wildcards) -> str:
     if not config["evaluate"]["save_images"]:
         return ""
-    return f"--save-images {shlex.quote(P.sr_images(method, wildcards.scale, wildcards.benchmark))}"
+    folder = P.sr_images(method, wildcards.scale, wildcards.benchmark, seed_of(wildcards))
+    return f"--save-images {shlex.quote(folder)}"
 
 
 def archive_row(wildcards) -> dict:
@@ -177,14 +192,14 @@ def archive_row(wildcards) -> dict:
         ) from None
 
 
-def eval_outputs(method: str) -> dict:
+def eval_outputs(method: str, seed=None) -> dict:
     """Named outputs of an evaluation job; the SR images folder only when they are saved."""
     out = {
-        "table": P.eval_table(method, "{scale}", "{benchmark}"),
-        "protocol": P.protocol(method, "{scale}", "{benchmark}"),
+        "table": P.eval_table(method, "{scale}", "{benchmark}", seed),
+        "protocol": P.protocol(method, "{scale}", "{benchmark}", seed),
     }
     if config["evaluate"]["save_images"]:
-        out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}"))
+        out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}", seed))
     return out
 
 

@@ -2,6 +2,8 @@
 # Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights), the
 # bicubic baseline (no training) and the config's `pretrained:` rows (weights not trained here, at
 # the scales they have a checkpoint for). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
+# With several training seeds, every trained method is evaluated per seed (eval/<method>/x<s>/seed<k>/);
+# bicubic and the pretrained rows, which no training seed changes, once.
 
 
 rule evaluate_bicubic:
@@ -33,16 +35,16 @@ rule evaluate_bicubic:
 rule evaluate:
     """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on one benchmark."""
     input:
-        weights=P.final_weights("{variant}", "{scale}"),
+        weights=P.final_weights("{variant}", "{scale}", P.seed_wildcard),
         # the network as trained (variant + preset model settings): what final.pt holds
         variant=P.trained_variant_file("{variant}"),
         dataset=P.dataset_json("{benchmark}"),
     output:
-        **eval_outputs("{variant}{ensemble}"),
+        **eval_outputs("{variant}{ensemble}", P.seed_wildcard),
     log:
-        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.log",
     benchmark:
-        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.tsv"
     wildcard_constraints:
         variant=P.variant_pattern(),
     conda:

@@ -1,5 +1,6 @@
-# Training: every selected variant at every trained scale. Each job claims one unit of the `gpu`
-# resource, so `--resources gpu=2` runs at most two at once (the training engine leases a distinct
+# Training: every selected variant at every trained scale, once per training seed (`seeds`; with
+# several, runs/<variant>/x<s>/seed<k>/). Each job claims one unit of the `gpu` resource, whatever
+# its seed, so `--resources gpu=2` runs at most two at once (the training engine leases a distinct
 # GPU through lock files); without --resources, or without GPUs, jobs run on what `device` selects.
 #
 # Rerun triggers: the variant's hash (model settings only, not its description) and the training
@@ -21,18 +22,18 @@
 
 
 rule train:
-    """Train one variant at one scale (x3/x4 from the x2 weights if init_from_x2)."""
+    """Train one variant at one scale and seed (x3/x4 from the x2 weights of that seed if init_from_x2)."""
     input:
         train_data=P.dataset_json(P.train_set),
         val_data=P.dataset_json(P.val_set),
         init=init_checkpoint,
         previous=stages_before_last,
     output:
-        weights=protected(P.final_weights("{variant}", "{scale}")),
+        weights=protected(P.final_weights("{variant}", "{scale}", P.seed_wildcard)),
     log:
-        f"{P.results}/logs/train/{{variant}}_x{{scale}}.log",
+        f"{P.results}/logs/train/{{variant}}_x{{scale}}{seed_tag()}.log",
     benchmark:
-        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}.tsv"
+        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}{seed_tag()}.tsv"
     conda:
         "../envs/msnlan.yaml"
     threads: config["train"]["threads"]
@@ -44,7 +45,7 @@ rule train:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
         preset=config["train"]["preset"],
-        overrides=train_overrides(),
+        overrides=train_overrides,
         init=lambda wc, input: " ".join(f"--init-from {shlex.quote(p)}" for p in input.init),
         run_dir=folder_of("weights"),
         train_dir=folder_of("train_data"),
@@ -59,18 +60,19 @@ rule train:
 
 
 rule train_stage:
-    """Train one stage but the last of a preset with stages (from the previous stage's final weights)."""
+    """Train one stage but the last of a preset with stages (from the previous stage's final weights
+    of the same seed)."""
     input:
         train_data=P.dataset_json(P.train_set),
         val_data=P.dataset_json(P.val_set),
         init=init_checkpoint,
         previous=previous_stage,
     output:
-        weights=protected(P.stage_weights("{variant}", "{scale}", "{stage}")),
+        weights=protected(P.stage_weights("{variant}", "{scale}", "{stage}", P.seed_wildcard)),
     log:
-        f"{P.results}/logs/train/{{variant}}_x{{scale}}_stage{{stage}}.log",
+        f"{P.results}/logs/train/{{variant}}_x{{scale}}{seed_tag()}_stage{{stage}}.log",
     benchmark:
-        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}_stage{{stage}}.tsv"
+        f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}{seed_tag()}_stage{{stage}}.tsv"
     conda:
         "../envs/msnlan.yaml"
     threads: config["train"]["threads"]
@@ -82,7 +84,7 @@ rule train_stage:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
         preset=config["train"]["preset"],
-        overrides=train_overrides(),
+        overrides=train_overrides,
         init=lambda wc, input: " ".join(f"--init-from {shlex.quote(p)}" for p in input.init),
         run_dir=folder_of("weights", 2),
         train_dir=folder_of("train_data"),
