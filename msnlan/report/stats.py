@@ -44,6 +44,16 @@ class PairedDifference:
         return self.low is not None and (self.low > 0 or self.high < 0)
 
 
+def _check_bootstrap_arguments(d: np.ndarray, resamples: int, level: float) -> None:
+    """The checks both bootstraps make of their differences and settings."""
+    if not np.all(np.isfinite(d)):
+        raise ValueError("paired differences must be finite (drop images with infinite PSNR first)")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be positive, got {resamples}")
+
+
 def paired_bootstrap(diffs, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                      level: float = 0.95) -> PairedDifference:
     """Percentile bootstrap CI of the mean of paired per-image differences.
@@ -54,12 +64,7 @@ def paired_bootstrap(diffs, *, resamples: int = DEFAULT_RESAMPLES, seed: int = D
     d = np.asarray(diffs, dtype=float).ravel()
     if d.size == 0:
         return PairedDifference(math.nan, None, None, 0, level)
-    if not np.all(np.isfinite(d)):
-        raise ValueError("paired differences must be finite (drop images with infinite PSNR first)")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be positive, got {resamples}")
+    _check_bootstrap_arguments(d, resamples, level)
     n = d.size
     mean = float(d.mean())
     if n < 2:
@@ -101,12 +106,7 @@ def two_level_bootstrap(diffs, *, resamples: int = DEFAULT_RESAMPLES, seed: int 
         return paired_bootstrap(d[0], resamples=resamples, seed=seed, level=level)
     if d.size == 0:
         return PairedDifference(math.nan, None, None, n, level, n_seeds)
-    if not np.all(np.isfinite(d)):
-        raise ValueError("paired differences must be finite (drop images with infinite PSNR first)")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be positive, got {resamples}")
+    _check_bootstrap_arguments(d, resamples, level)
     mean = float(d.mean())
     image_rng, seed_rng = np.random.default_rng(seed), _seed_generator(seed)
     means = np.empty(resamples)
