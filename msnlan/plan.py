@@ -28,6 +28,11 @@ RESERVED_METHODS = ("bicubic",)
 VARIANT_NAME = r"[A-Za-z0-9_\-]+"
 #: URL schemes the workflow's download rule handles
 DOWNLOAD_SCHEMES = ("http", "https", "ftp", "file")
+#: Snakemake priorities of the rules (higher runs first among ready jobs): data first, since every
+#: training waits for it; trainings next, costliest first (Plan.train_priority adds the cost); then
+#: evaluations; complexity and the other short jobs last, where they fill the cores beside the last
+#: trainings rather than delay the first ones
+PRIORITY = {"data": 100, "train": 50, "evaluate": 20, "other": 0}
 
 
 class PlanError(ConfigError):
@@ -39,7 +44,7 @@ class Plan:
     """Everything the rules need, resolved and checked from the config before any job starts."""
 
     results: str
-    variants: dict            # name -> {"file", "hash", "trained_hash"} (see select_variants)
+    variants: dict            # name -> {"file", "hash", "trained_hash", "train_cost"} (see select_variants)
     scales: list              # evaluated scales
     train_scales: list        # trained scales (adds 2 when x3/x4 start from the x2 weights)
     data_scales: list         # scales every prepared dataset provides
@@ -170,6 +175,10 @@ class Plan:
             raise PlanError(f"unknown variant {name!r}: not among the selected variants "
                             f"({', '.join(self.variants)}) of {self.ablations_dir}") from None
 
+    def train_priority(self, variant: str) -> int:
+        """Snakemake priority of a training job: above every other rule's (PRIORITY), costliest first."""
+        return PRIORITY["train"] + self.variant(variant)["train_cost"]
+
     def dataset_source(self, dataset: str) -> str:
         """The folder `msnlan prepare` reads for a dataset (a demo set lives under the results)."""
         src = self.datasets[dataset]
@@ -287,8 +296,18 @@ def select_variants(cfg: Mapping, sources: str = "") -> dict:
             trained = trained_variant(path, preset)
         except MsnlanError as exc:
             raise PlanError(f"invalid variant file: {exc}") from None
-        variants[name] = {"file": str(path), "hash": variant_hash(resolved), "trained_hash": variant_hash(trained)}
+        variants[name] = {"file": str(path), "hash": variant_hash(resolved), "trained_hash": variant_hash(trained),
+                          "train_cost": attention_cost(trained["model"])}
     return variants
+
+
+def attention_cost(model: Mapping[str, Any]) -> int:
+    """A rank of a network's training cost beside the others of one workflow: the sum of its MSNLAB
+    patch sizes (0 without the MSNLAB). On the CPU the attention dominates a training step and a
+    branch's time grows with its patch size (demo jobs measured: branches 3/5/7 80-95 s, branch 3
+    alone 30-40 s, no MSNLAB 14-30 s); the workflow starts the costliest trainings first, so that
+    short jobs fill the cores at the end instead of one long training running alone."""
+    return sum(int(k) for k in model["patch_sizes"]) if model["msnlab"] else 0
 
 
 def _config_hint(key: str, name: str) -> str:

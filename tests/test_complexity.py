@@ -295,3 +295,32 @@ def test_cli_no_runtime_and_bad_input(tmp_path, capsys):
     assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(out), "--runs", "0"]) == 2
     assert "--runs" in capsys.readouterr().err
     assert out.read_text() == before  # a failed run leaves the previous file untouched
+
+
+def test_cli_several_scales_in_one_process(tmp_path, capsys):
+    """One job per variant: `--scale 2 4 --out x2.json x4.json` writes both files, each as one
+    `--scale` alone would; mismatched or repeated arguments fail before any file is written."""
+    from msnlan.cli import main
+
+    variant = str(write_tiny_variant(tmp_path))
+    outs = [tmp_path / "x2.json", tmp_path / "x4.json"]
+    assert main(["complexity", "--variant", variant, "--scale", "2", "4", "--out", *map(str, outs),
+                 "--no-runtime"]) == 0
+    both = [json.loads(p.read_text()) for p in outs]
+    assert [d["scale"] for d in both] == [2, 4]
+    single = tmp_path / "alone.json"
+    assert main(["complexity", "--variant", variant, "--scale", "4", "--out", str(single), "--no-runtime"]) == 0
+    alone = json.loads(single.read_text())
+    assert alone["macs"] == both[1]["macs"] and alone["params"] == both[1]["params"]
+    capsys.readouterr()
+    fresh = [tmp_path / "a.json", tmp_path / "b.json"]
+    assert main(["complexity", "--variant", variant, "--scale", "2", "4", "--out", str(fresh[0]),
+                 "--no-runtime"]) == 2
+    assert "one output file per scale" in capsys.readouterr().err
+    assert main(["complexity", "--variant", variant, "--scale", "2", "2", "--out", *map(str, fresh),
+                 "--no-runtime"]) == 2
+    assert "appears twice" in capsys.readouterr().err
+    assert main(["complexity", "--variant", variant, "--scale", "2", "5", "--out", *map(str, fresh),
+                 "--no-runtime"]) == 2
+    assert "scale 5" in capsys.readouterr().err
+    assert not any(p.exists() for p in fresh)  # the bad scale was found before the good one was counted

@@ -220,3 +220,16 @@ def test_demo_seeds_config_is_the_demo_with_three_seeds_and_two_variants():
     finally:
         os.chdir(cwd)
     assert plan.seeded and len(plan.all_weights()) == 2 * 2 * 3
+
+
+def test_trainings_start_costliest_first(tmp_path):
+    """Job priorities: data, then trainings (the most MSNLAB branches first), then evaluations."""
+    from msnlan.plan import PRIORITY, attention_cost
+
+    plan = make_plan(tiny_config(tmp_path))
+    assert attention_cost({"msnlab": True, "patch_sizes": [3, 5, 7]}) == 15
+    assert attention_cost({"msnlab": False, "patch_sizes": [3, 5, 7]}) == 0
+    assert plan.train_priority("msnlan") == PRIORITY["train"] + 15
+    assert plan.train_priority("no_msnlab") == PRIORITY["train"]
+    assert PRIORITY["data"] > plan.train_priority("msnlan")
+    assert min(plan.train_priority(v) for v in plan.variants) > PRIORITY["evaluate"] > PRIORITY["other"]

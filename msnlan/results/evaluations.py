@@ -16,14 +16,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
 from ..io_utils import write_json_atomic, write_text_atomic, writing
 from ..metric_registry import metric_names, registered_metrics
 from . import layout
 from .files import numeric_column, read_csv_checked, read_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: columns every eval CSV has; each registered metric adds its own (see eval_columns)
 REQUIRED_COLUMNS = ("image", "psnr", "ssim", "seconds", "peak_memory_mb")
@@ -177,6 +179,8 @@ def read_protocol(protocol_path: Path, scale: int | None = None, benchmark: str 
 def read_eval_rows(csv_path: Path) -> pd.DataFrame:
     """The per-image rows, checked: names present and unique, numbers numeric, each metric within its
     registered range. A registered metric the file lacks (written before it was added) reads as NaN."""
+    import pandas as pd  # here, not at the top: evaluation jobs never read a CSV this way
+
     frame = read_csv_checked(csv_path, REQUIRED_COLUMNS)
     if frame.empty:
         raise DataError(f"{csv_path}: no image rows")

@@ -22,15 +22,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import pandas as pd
 import yaml
 
 from ..errors import DataError
 from ..io_utils import write_json_atomic, write_text_atomic, writing
 from . import layout
 from .files import numeric_column, read_csv_checked, read_json, read_yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_CONFIG = "config.yaml"
 ENVIRONMENT = "environment.json"
@@ -172,6 +174,7 @@ class LogWriter:
 
 def read_log(path: Path) -> pd.DataFrame:
     """log.csv as floats; iteration required, val_psnr NaN where not validated."""
+    import pandas as pd  # here, not at the top: training jobs never read their log this way
     frame = read_csv_checked(path, ("iteration", "loss"))
     out = pd.DataFrame({"iteration": numeric_column(frame, "iteration", path, required=True)})
     for col in LOG_COLUMNS[1:]:

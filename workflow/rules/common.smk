@@ -14,7 +14,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from msnlan.config import validate_config
 from msnlan.errors import MsnlanError
-from msnlan.plan import DEMO_PREFIX, make_plan, train_override_items
+from msnlan.plan import DEMO_PREFIX, PRIORITY, make_plan, train_override_items
 
 
 class Unrecorded:

@@ -1,5 +1,6 @@
-# Complexity of every variant at every scale (msnlan complexity): parameters, MACs at the
-# 720p-output LR size and at 48x48 (fvcore plus handles for the attention), runtime and memory.
+# Complexity of every variant at every scale (msnlan complexity, one job per variant): parameters,
+# MACs at the 720p-output LR size and at 48x48 (fvcore plus handles for the attention), runtime
+# and memory.
 #
 # What is measured is the network as trained: the variant with the training preset's model
 # settings (and train.overrides' model.* keys) applied. For the paper preset that is the variant
@@ -26,15 +27,16 @@ rule trained_variant:
 
 
 rule complexity:
-    """Parameters, MACs, runtime and peak memory of one trained network at one scale."""
+    """Parameters, MACs, runtime and peak memory of one trained network at every scale: one process
+    per variant, so torch's import and the FLOP counter's start-up are paid once, not per scale."""
     input:
         variant=P.trained_variant_file("{variant}"),
     output:
-        report=P.complexity_json("{variant}", "{scale}"),
+        reports=[P.complexity_json("{variant}", s) for s in P.scales],
     log:
-        f"{P.results}/logs/complexity/{{variant}}_x{{scale}}.log",
+        f"{P.results}/logs/complexity/{{variant}}.log",
     benchmark:
-        f"{P.results}/benchmarks/complexity/{{variant}}_x{{scale}}.tsv"
+        f"{P.results}/benchmarks/complexity/{{variant}}.tsv"
     conda:
         "../envs/msnlan.yaml"
     threads: config["complexity"]["threads"]
@@ -44,10 +46,11 @@ rule complexity:
         runtime=config["complexity"]["walltime"],
     params:
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
+        scales=" ".join(map(str, P.scales)),
         options=complexity_options(),
         msnlan=MSNLAN,
         device=device(),
     shell:
-        "{params.msnlan} complexity --variant {input.variant:q} --scale {wildcards.scale} "
-        "--out {output.report:q} --device {params.device} {params.options} "
+        "{params.msnlan} complexity --variant {input.variant:q} --scale {params.scales} "
+        "--out {output.reports:q} --device {params.device} {params.options} "
         "> {log:q} 2>&1"

@@ -10,6 +10,7 @@ rule demo_data:
         f"{P.results}/logs/demo_data.log",
     benchmark:
         f"{P.results}/benchmarks/demo_data.tsv"
+    priority: PRIORITY["data"]
     conda:
         "../envs/msnlan.yaml"
     params:
@@ -29,6 +30,7 @@ rule download_archive:
         f"{P.downloads_dir}/logs/download_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/download_{{archive}}.tsv"
+    priority: PRIORITY["data"]
     retries: 2
     conda:
         "../envs/msnlan.yaml"
@@ -53,6 +55,7 @@ rule unpack_archive:
         f"{P.downloads_dir}/logs/unpack_{{archive}}.log",
     benchmark:
         f"{P.downloads_dir}/benchmarks/unpack_{{archive}}.tsv"
+    priority: PRIORITY["data"]
     conda:
         "../envs/msnlan.yaml"
     params:
@@ -72,6 +75,7 @@ rule prepare:
         f"{P.results}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{P.results}/benchmarks/prepare/{{dataset}}.tsv"
+    priority: PRIORITY["data"]
     conda:
         "../envs/msnlan.yaml"
     threads: 1

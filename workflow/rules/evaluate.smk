@@ -16,6 +16,7 @@ rule evaluate_bicubic:
         f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
     benchmark:
         f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
+    priority: PRIORITY["evaluate"]
     conda:
         "../envs/msnlan.yaml"
     threads: 1
@@ -47,6 +48,7 @@ rule evaluate:
         f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.tsv"
     wildcard_constraints:
         variant=P.variant_pattern(),
+    priority: PRIORITY["evaluate"]
     conda:
         "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]
@@ -81,6 +83,7 @@ rule evaluate_pretrained:
         f"{P.results}/benchmarks/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
     wildcard_constraints:
         pretrained=P.pretrained_pattern(),
+    priority: PRIORITY["evaluate"]
     conda:
         "../envs/msnlan.yaml"
     threads: config["evaluate"]["threads"]

@@ -34,6 +34,7 @@ rule train:
         f"{P.results}/logs/train/{{variant}}_x{{scale}}{seed_tag()}.log",
     benchmark:
         f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}{seed_tag()}.tsv"
+    priority: lambda wc: P.train_priority(wc.variant)
     conda:
         "../envs/msnlan.yaml"
     threads: config["train"]["threads"]
@@ -73,6 +74,7 @@ rule train_stage:
         f"{P.results}/logs/train/{{variant}}_x{{scale}}{seed_tag()}_stage{{stage}}.log",
     benchmark:
         f"{P.results}/benchmarks/train/{{variant}}_x{{scale}}{seed_tag()}_stage{{stage}}.tsv"
+    priority: lambda wc: P.train_priority(wc.variant)
     conda:
         "../envs/msnlan.yaml"
     threads: config["train"]["threads"]
