@@ -219,8 +219,7 @@ def evaluate_method(method: str, dataset: str | os.PathLike | Dataset, scale: in
     protocol's "pretrained" record keeps it with `label` (the display name) and the variant.
     """
     scale = check_scale(scale, supported=None)
-    if not str(out_csv).endswith(".csv"):
-        raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
+    _check_csv_name(out_csv)
     if name is not None and not re.fullmatch(METHOD_NAME, name):
         raise ConfigError(f"--name {name!r}: a method name has letters, digits, '_' and '-' only")
     if weights_source is not None and (method == "bicubic" or checkpoint is None):
@@ -380,6 +379,19 @@ def image_fingerprints(ds: Dataset) -> list:
             h.update(np.ascontiguousarray(a).tobytes())
         out.append([pair.name, h.hexdigest()])
     return out
+
+
+def _check_csv_name(out_csv) -> None:
+    if not str(out_csv).endswith(".csv"):
+        raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
+
+
+def check_evaluation_paths(method: str, dataset, out_csv, *, checkpoint=None, lr_dir=None,
+                           save_images=None) -> None:
+    """What `evaluate_method` checks of its paths, without loading anything: for a command that
+    evaluates several datasets, every one is checked before the first is evaluated."""
+    _check_csv_name(out_csv)
+    _check_outputs(method, dataset, out_csv, checkpoint=checkpoint, lr_dir=lr_dir, save_images=save_images)
 
 
 def _check_outputs(method: str, dataset, out_csv, *, checkpoint, lr_dir, save_images) -> None:

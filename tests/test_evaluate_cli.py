@@ -103,6 +103,42 @@ def test_prepare_then_evaluate_bicubic(tmp_path, capsys):
     assert json.loads((tmp_path / "chop.protocol.json").read_text())["tiling"]["mode"] == "none"
 
 
+def test_several_datasets_in_one_process(tmp_path, capsys):
+    """One job per method and scale: `--dataset A B --out A.csv B.csv --save-images a b` writes what
+    two single-dataset runs write; mismatched or repeated paths fail before any image is computed."""
+    prep = {}
+    for name in ("One", "Two"):
+        src = _tiny_dataset(tmp_path / name)
+        prep[name] = tmp_path / f"prep{name}"
+        assert main(["prepare", "--dataset", str(src), "--scales", "2", "--out", str(prep[name])]) == 0
+    variant = str(_tiny_variant(tmp_path))
+    common = ["evaluate", "--method", variant, "--random-init", "--scale", "2", "--device", "cpu"]
+    outs = [tmp_path / "both" / "One.csv", tmp_path / "both" / "Two.csv"]
+    images = [tmp_path / "img" / "One", tmp_path / "img" / "Two"]
+    assert main([*common, "--dataset", str(prep["One"]), str(prep["Two"]), "--out", *map(str, outs),
+                 "--save-images", *map(str, images)]) == 0
+    alone = tmp_path / "alone" / "Two.csv"
+    assert main([*common, "--dataset", str(prep["Two"]), "--out", str(alone)]) == 0
+    assert _rows(outs[1])[0]["psnr"] == _rows(alone)[0]["psnr"]
+    assert [r["image"] for r in _rows(outs[0])] == [r["image"] for r in _rows(outs[1])] == ["a", "b", "g"]
+    for out, folder, name in zip(outs, images, ("One", "Two")):
+        assert json.loads(out.with_suffix(".protocol.json").read_text())["benchmark"] == name
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png", "g.png"]
+    capsys.readouterr()
+    fresh = [tmp_path / "fresh" / "One.csv", tmp_path / "fresh" / "Two.csv"]
+    bad = [
+        (["--out", str(fresh[0])], "--out names 1 path(s) for 2 --dataset"),
+        (["--out", *map(str, fresh), "--save-images", str(tmp_path / "i1")], "--save-images names 1 path(s)"),
+        (["--out", str(fresh[0]), str(fresh[0])], "is named twice"),
+        (["--out", *map(str, fresh), "--lr-dir", str(tmp_path)], "--lr-dir holds the LR images of one dataset"),
+        (["--out", str(fresh[0]), str(prep["One"] / "x.csv")], "--out"),  # the second output lies in an input
+    ]
+    for extra, message in bad:
+        assert main([*common, "--dataset", str(prep["One"]), str(prep["Two"]), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").iterdir())
+
+
 def test_variant_without_checkpoint_is_an_error(tmp_path, capsys):
     src = _tiny_dataset(tmp_path / "Tiny")
     out = tmp_path / "r.csv"
@@ -116,10 +152,10 @@ def test_bad_inputs_are_reported(tmp_path, capsys):
     rc = main(["evaluate", "--method", "bicubic", "--scale", "2", "--dataset", str(tmp_path / "nowhere"),
                "--out", str(tmp_path / "r.csv")])
     assert rc == 2 and "nowhere" in capsys.readouterr().err
-    rc = main(["evaluate", "--method", "no_such_variant", "--scale", "2", "--dataset", str(tmp_path),
+    src = _tiny_dataset(tmp_path / "Tiny")
+    rc = main(["evaluate", "--method", "no_such_variant", "--scale", "2", "--dataset", str(src),
                "--out", str(tmp_path / "r.csv"), "--random-init"])
     assert rc == 2 and "no_such_variant" in capsys.readouterr().err
-    src = _tiny_dataset(tmp_path / "Tiny")
     rc = main(["evaluate", "--method", "bicubic", "--scale", "2", "--dataset", str(src),
                "--out", str(tmp_path / "r.csv"), "--self-ensemble"])
     assert rc == 2 and "self-ensemble" in capsys.readouterr().err

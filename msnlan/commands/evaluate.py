@@ -1,4 +1,5 @@
-"""`msnlan evaluate`: one method on one dataset at one scale -> per-image CSV + protocol.json."""
+"""`msnlan evaluate`: one method at one scale on one or more datasets -> per-image CSV + protocol.json
+each."""
 from __future__ import annotations
 
 from ..attention_modes import ATTENTION_MODES
@@ -12,11 +13,16 @@ def register(sub) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="evaluate a variant with random weights (seeded; smoke tests only; recorded)")
     p.add_argument("--scale", type=int, required=True, help="SR scale (2, 3, 4, ...)")
-    p.add_argument("--dataset", required=True, help="dataset folder (any accepted layout) or a prepared folder")
+    p.add_argument("--dataset", required=True, nargs="+",
+                   help="dataset folder (any accepted layout) or a prepared folder; several are evaluated one "
+                        "after another in this process, each with its own --out (and --save-images)")
     p.add_argument("--lr-dir", help="folder of given LR images for this scale (<name>.png), replacing the "
-                                    "dataset's own or generated ones")
-    p.add_argument("--out", required=True, help="per-image results, RESULTS.csv (RESULTS.protocol.json beside it)")
-    p.add_argument("--save-images", metavar="DIR", help="also write the SR outputs as DIR/<image>.png")
+                                    "dataset's own or generated ones (one --dataset only)")
+    p.add_argument("--out", required=True, nargs="+",
+                   help="per-image results, RESULTS.csv (RESULTS.protocol.json beside it); one per --dataset, "
+                        "in the same order")
+    p.add_argument("--save-images", metavar="DIR", nargs="+",
+                   help="also write the SR outputs as DIR/<image>.png; one DIR per --dataset")
     p.add_argument("--tile", choices=("none", "chop"), default="none",
                    help="'chop': the authors' recursive four-quadrant tiling (default: whole image)")
     p.add_argument("--min-pixels", type=int,
@@ -37,15 +43,41 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate_method
+    from ..evaluation import check_evaluation_paths, evaluate_method
 
-    protocol = evaluate_method(
-        args.method, args.dataset, args.scale, args.out, checkpoint=args.checkpoint, random_init=args.random_init,
-        tile=args.tile, min_pixels=args.min_pixels, overlap=args.overlap, self_ensemble=args.self_ensemble,
-        device=args.device, save_images=args.save_images, drop_alpha=args.drop_alpha, lr_dir=args.lr_dir,
-        attention_mode=args.attention_mode, name=args.name, label=args.label,
-        weights_source=args.weights_source)
-    s = protocol["summary"]
-    print(f"{protocol['method']} x{args.scale} {protocol['benchmark']}: PSNR {s['psnr']:.3f} dB, "
-          f"SSIM {s['ssim']:.4f} over {s['n_images']} images -> {args.out}")
+    jobs = _paired(args)
+    for _, out, save in jobs:  # before the first image: no output may lie in any of the command's inputs
+        for dataset in args.dataset:
+            check_evaluation_paths(args.method, dataset, out, checkpoint=args.checkpoint, lr_dir=args.lr_dir,
+                                   save_images=save)
+    for dataset, out, save in jobs:
+        protocol = evaluate_method(
+            args.method, dataset, args.scale, out, checkpoint=args.checkpoint, random_init=args.random_init,
+            tile=args.tile, min_pixels=args.min_pixels, overlap=args.overlap, self_ensemble=args.self_ensemble,
+            device=args.device, save_images=save, drop_alpha=args.drop_alpha, lr_dir=args.lr_dir,
+            attention_mode=args.attention_mode, name=args.name, label=args.label,
+            weights_source=args.weights_source)
+        s = protocol["summary"]
+        print(f"{protocol['method']} x{args.scale} {protocol['benchmark']}: PSNR {s['psnr']:.3f} dB, "
+              f"SSIM {s['ssim']:.4f} over {s['n_images']} images -> {out}", flush=True)
     return 0
+
+
+def _paired(args) -> list[tuple[str, str, str | None]]:
+    """(dataset, out, save-images folder) per --dataset; one process evaluates several datasets, so
+    that a workflow pays the start-up (torch, the model, the first-call costs) once per method."""
+    from ..errors import ConfigError
+
+    n = len(args.dataset)
+    saves = args.save_images or [None] * n
+    for flag, values in (("--out", args.out), ("--save-images", saves)):
+        if len(values) != n:
+            raise ConfigError(f"{flag} names {len(values)} path(s) for {n} --dataset folder(s): give one per dataset, "
+                              "in the same order")
+    named = [*args.dataset, *args.out, *(s for s in saves if s is not None)]
+    repeated = sorted({p for p in named if named.count(p) > 1})
+    if repeated:
+        raise ConfigError(f"{repeated[0]} is named twice among --dataset, --out and --save-images")
+    if args.lr_dir is not None and n > 1:
+        raise ConfigError(f"--lr-dir holds the LR images of one dataset; {n} --dataset folders were given")
+    return list(zip(args.dataset, args.out, saves))

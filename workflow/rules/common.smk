@@ -176,10 +176,21 @@ def complexity_options() -> str:
 
 
 def save_images_option(method: str, wildcards) -> str:
+    """--save-images with one folder per benchmark (the order of benchmark_jsons), or nothing."""
     if not config["evaluate"]["save_images"]:
         return ""
-    folder = P.sr_images(method, wildcards.scale, wildcards.benchmark, seed_of(wildcards))
-    return f"--save-images {shlex.quote(folder)}"
+    folders = [P.sr_images(method, wildcards.scale, b, seed_of(wildcards)) for b in P.benchmarks]
+    return "--save-images " + " ".join(shlex.quote(f) for f in folders)
+
+
+def benchmark_jsons() -> list:
+    """The prepared benchmarks an evaluation job reads, in the order of its outputs."""
+    return [P.dataset_json(b) for b in P.benchmarks]
+
+
+def dataset_folders(wildcards, input) -> str:
+    """The --dataset folders of an evaluation job (each dataset.json's folder), quoted."""
+    return " ".join(shlex.quote(os.path.dirname(p)) for p in input.datasets)
 
 
 def archive_row(wildcards) -> dict:
@@ -193,13 +204,14 @@ def archive_row(wildcards) -> dict:
 
 
 def eval_outputs(method: str, seed=None) -> dict:
-    """Named outputs of an evaluation job; the SR images folder only when they are saved."""
+    """Named outputs of an evaluation job, one entry per benchmark in each (the order of
+    benchmark_jsons); the SR images folders only when they are saved."""
     out = {
-        "table": P.eval_table(method, "{scale}", "{benchmark}", seed),
-        "protocol": P.protocol(method, "{scale}", "{benchmark}", seed),
+        "tables": [P.eval_table(method, "{scale}", b, seed) for b in P.benchmarks],
+        "protocols": [P.protocol(method, "{scale}", b, seed) for b in P.benchmarks],
     }
     if config["evaluate"]["save_images"]:
-        out["images"] = directory(P.sr_images(method, "{scale}", "{benchmark}", seed))
+        out["images"] = [directory(P.sr_images(method, "{scale}", b, seed)) for b in P.benchmarks]
     return out
 
 

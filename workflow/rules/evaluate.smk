@@ -1,7 +1,9 @@
-# Evaluation with the published protocol (msnlan evaluate): every method x scale x benchmark.
+# Evaluation with the published protocol (msnlan evaluate): every method x scale, one job for all
+# benchmarks (one process: torch, the weights and the first-call costs once per method and scale).
 # Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights), the
 # bicubic baseline (no training) and the config's `pretrained:` rows (weights not trained here, at
-# the scales they have a checkpoint for). Each job writes <benchmark>.csv and <benchmark>.protocol.json.
+# the scales they have a checkpoint for). Each job writes <benchmark>.csv and <benchmark>.protocol.json
+# for every benchmark; a benchmark interrupted halfway resumes from its partial rows when rerun.
 # With several training seeds, every trained method is evaluated per seed (eval/<method>/x<s>/seed<k>/);
 # bicubic and the pretrained rows, which no training seed changes, once.
 
@@ -9,13 +11,13 @@
 rule evaluate_bicubic:
     """The bicubic baseline: MATLAB-exact imresize upscaling of the LR images."""
     input:
-        dataset=P.dataset_json("{benchmark}"),
+        datasets=benchmark_jsons(),
     output:
         **eval_outputs("bicubic"),
     log:
-        f"{P.results}/logs/evaluate/bicubic_x{{scale}}_{{benchmark}}.log",
+        f"{P.results}/logs/evaluate/bicubic_x{{scale}}.log",
     benchmark:
-        f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}_{{benchmark}}.tsv"
+        f"{P.results}/benchmarks/evaluate/bicubic_x{{scale}}.tsv"
     priority: PRIORITY["evaluate"]
     conda:
         "../envs/msnlan.yaml"
@@ -24,28 +26,28 @@ rule evaluate_bicubic:
         mem_mb=config["evaluate"]["mem_mb"],
         runtime=config["evaluate"]["walltime"],
     params:
-        dataset=folder_of("dataset"),
+        datasets=dataset_folders,
         options=eval_options,
         save=lambda wc: save_images_option("bicubic", wc),
         msnlan=MSNLAN,
     shell:
-        "{params.msnlan} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.dataset:q} "
-        "--out {output.table:q} {params.options} {params.save} > {log:q} 2>&1"
+        "{params.msnlan} evaluate --method bicubic --scale {wildcards.scale} --dataset {params.datasets} "
+        "--out {output.tables:q} {params.options} {params.save} > {log:q} 2>&1"
 
 
 rule evaluate:
-    """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on one benchmark."""
+    """One trained variant ({ensemble} is "" or "+" for x8 self-ensemble) on every benchmark."""
     input:
         weights=P.final_weights("{variant}", "{scale}", P.seed_wildcard),
         # the network as trained (variant + preset model settings): what final.pt holds
         variant=P.trained_variant_file("{variant}"),
-        dataset=P.dataset_json("{benchmark}"),
+        datasets=benchmark_jsons(),
     output:
         **eval_outputs("{variant}{ensemble}", P.seed_wildcard),
     log:
-        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.log",
+        f"{P.results}/logs/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}.log",
     benchmark:
-        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}_{{benchmark}}.tsv"
+        f"{P.results}/benchmarks/evaluate/{{variant}}{{ensemble}}_x{{scale}}{seed_tag()}.tsv"
     wildcard_constraints:
         variant=P.variant_pattern(),
     priority: PRIORITY["evaluate"]
@@ -58,29 +60,29 @@ rule evaluate:
         runtime=config["evaluate"]["walltime"],
     params:
         variant_hash=lambda wc: P.variant(wc.variant)["hash"],
-        dataset=folder_of("dataset"),
+        datasets=dataset_folders,
         options=eval_options,
         save=lambda wc: save_images_option(f"{wc.variant}{wc.ensemble}", wc),
         msnlan=MSNLAN,
         device=device(),
     shell:
         "{params.msnlan} evaluate --method {input.variant:q} --checkpoint {input.weights:q} "
-        "--scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
+        "--scale {wildcards.scale} --dataset {params.datasets} --out {output.tables:q} "
         "{params.options} {params.save} --device {params.device} > {log:q} 2>&1"
 
 
 rule evaluate_pretrained:
-    """A pretrained row's checkpoint (a file, or a verified download) on one benchmark; the protocol
-    records its label and source."""
+    """A pretrained row's checkpoint (a file, or a verified download) on every benchmark; the
+    protocol records its label and source."""
     input:
         weights=lambda wc: P.pretrained_checkpoint(wc.pretrained, wc.scale),
-        dataset=P.dataset_json("{benchmark}"),
+        datasets=benchmark_jsons(),
     output:
         **eval_outputs("{pretrained}{ensemble}"),
     log:
-        f"{P.results}/logs/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.log",
+        f"{P.results}/logs/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}.log",
     benchmark:
-        f"{P.results}/benchmarks/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}_{{benchmark}}.tsv"
+        f"{P.results}/benchmarks/evaluate/{{pretrained}}{{ensemble}}_x{{scale}}.tsv"
     wildcard_constraints:
         pretrained=P.pretrained_pattern(),
     priority: PRIORITY["evaluate"]
@@ -94,14 +96,14 @@ rule evaluate_pretrained:
     params:
         variant_file=lambda wc: P.pretrained_row(wc.pretrained)["variant_file"],
         row=pretrained_options,
-        dataset=folder_of("dataset"),
+        datasets=dataset_folders,
         options=eval_options,
         save=lambda wc: save_images_option(f"{wc.pretrained}{wc.ensemble}", wc),
         msnlan=MSNLAN,
         device=device(),
     shell:
         "{params.msnlan} evaluate --method {params.variant_file:q} --checkpoint {input.weights:q} "
-        "{params.row} --scale {wildcards.scale} --dataset {params.dataset:q} --out {output.table:q} "
+        "{params.row} --scale {wildcards.scale} --dataset {params.datasets} --out {output.tables:q} "
         "{params.options} {params.save} --device {params.device} > {log:q} 2>&1"
 
 
