@@ -11,8 +11,9 @@ temporary folder, then reads Snakemake's own records of that run:
     python benchmarks/demo_time.py                  # the demo, all cores
     python benchmarks/demo_time.py --cores 2 --keep /tmp/demo-run
 
-Time it on an idle machine (`uptime` is printed before and after): another process on the cores
-shows up as a lower job-level occupancy and longer jobs.
+Time it on an idle machine (the load average is printed before and after, and the share of CPU
+time stolen by the hypervisor during the run): another process on the cores shows up as a lower
+job-level occupancy and longer jobs, another virtual machine on the same host as steal.
 """
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ FINISHED = re.compile(r"^Finished jobid: (\d+)")
 
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_ticks() -> dict[str, int]:
+    """The machine's cumulative CPU ticks by kind (Linux /proc/stat); {} elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return {}
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return {name: int(v) for name, v in zip(names, fields)}
+
+
+def steal_share(before: dict[str, int], after: dict[str, int]) -> str:
+    """Share of the run's CPU ticks that the hypervisor gave to other machines (steal) and that
+    stayed idle: on a shared virtual machine, steal lengthens every job without showing in the load."""
+    if not before or not after:
+        return "unknown (no /proc/stat)"
+    delta = {k: after[k] - before[k] for k in before}
+    total = sum(delta.values()) or 1
+    return f"steal {100 * delta['steal'] / total:.1f}%, idle {100 * delta['idle'] / total:.1f}% of CPU ticks"
 
 
 def parse_log(path: Path) -> list[dict]:
@@ -120,10 +141,10 @@ def main() -> int:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
            "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", args.cores]
     print(f"load average before: {load_average()}; running in {work}", flush=True)
-    started = time.perf_counter()
+    started, ticks = time.perf_counter(), cpu_ticks()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    print(f"load average after: {load_average()}")
+    print(f"load average after: {load_average()}; during the run: {steal_share(ticks, cpu_ticks())}")
     if proc.returncode != 0:
         print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
         print(f"snakemake failed (exit {proc.returncode}); folder kept: {work}", file=sys.stderr)
