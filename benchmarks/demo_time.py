@@ -11,8 +11,9 @@ temporary folder, then reads Snakemake's own records of that run:
     python benchmarks/demo_time.py                  # the demo, all cores
     python benchmarks/demo_time.py --cores 2 --keep /tmp/demo-run
 
-Time it on an idle machine (the load average is printed before and after, and the share of CPU
-time stolen by the hypervisor during the run): another process on the cores shows up as a lower
+Time it on an idle machine (the load average is printed before and after, the share of CPU
+time stolen by the hypervisor during the run, and a host probe: one demo training step timed
+alone before and after, so that runs on a host whose speed drifts can be compared): another process on the cores shows up as a lower
 job-level occupancy and longer jobs, another virtual machine on the same host as steal.
 """
 from __future__ import annotations
@@ -62,6 +63,54 @@ def steal_share(before: dict[str, int], after: dict[str, int]) -> str:
     delta = {k: after[k] - before[k] for k in before}
     total = sum(delta.values()) or 1
     return f"steal {100 * delta['steal'] / total:.1f}%, idle {100 * delta['idle'] / total:.1f}% of CPU ticks"
+
+
+def host_probe(steps: int = 20) -> float:
+    """Median seconds of one demo training step (msnlan x2, batch 8 of 16x16, one thread), in a
+    subprocess: on a shared virtual machine the host's speed drifts (measured here: 98 ms early in
+    a session, 148 ms two hours later, same code), so every demo time is printed beside it."""
+    code = f"""
+import statistics, time, torch
+import torch.nn.functional as F
+torch.set_num_threads(1)
+torch.manual_seed(0)
+from msnlan.training.presets import trained_variant
+from msnlan.training.checkpoint import build_network
+model = build_network(trained_variant("msnlan", "demo"), 2)
+opt = torch.optim.Adam(model.parameters(), 1e-4)
+x, y = torch.rand(8, 3, 16, 16) * 255, torch.rand(8, 3, 32, 32) * 255
+times = []
+for i in range({steps} + 3):
+    t = time.perf_counter()
+    loss = F.l1_loss(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    times.append(time.perf_counter() - t)
+print(statistics.median(times[3:]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_measuring_own_cpu(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float | None]:
+    """Run `cmd`; also return the CPU seconds of its own process (Snakemake's scheduling and
+    bookkeeping, without the jobs it starts), sampled every 0.2 s until it exits."""
+    import psutil  # a dependency of Snakemake
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        popen = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        handle, own = psutil.Process(popen.pid), None
+        while popen.poll() is None:
+            try:
+                times = handle.cpu_times()
+                own = times.user + times.system
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, popen.returncode, out.read(), err.read()), own
 
 
 def parse_log(path: Path) -> list[dict]:
@@ -140,11 +189,13 @@ def main() -> int:
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
            "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", args.cores]
-    print(f"load average before: {load_average()}; running in {work}", flush=True)
+    print(f"load average before: {load_average()}; host probe: {1000 * host_probe():.0f} ms per demo training "
+          f"step (msnlan x2, one thread); running in {work}", flush=True)
     started, ticks = time.perf_counter(), cpu_ticks()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc, own_cpu = run_measuring_own_cpu(cmd)
     wall = time.perf_counter() - started
-    print(f"load average after: {load_average()}; during the run: {steal_share(ticks, cpu_ticks())}")
+    print(f"load average after: {load_average()}; during the run: {steal_share(ticks, cpu_ticks())}; "
+          f"host probe after: {1000 * host_probe():.0f} ms per step")
     if proc.returncode != 0:
         print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
         print(f"snakemake failed (exit {proc.returncode}); folder kept: {work}", file=sys.stderr)
@@ -152,7 +203,8 @@ def main() -> int:
 
     logs = sorted((work / ".snakemake" / "log").glob("*.snakemake.log"))
     jobs = parse_log(logs[-1])
-    print(f"\nwall time {wall:.0f} s ({wall / 60:.1f} min) for {len(jobs)} jobs, --cores {args.cores}")
+    print(f"\nwall time {wall:.0f} s ({wall / 60:.1f} min) for {len(jobs)} jobs, --cores {args.cores}; "
+          f"Snakemake's own process: {'unknown' if own_cpu is None else f'{own_cpu:.0f}'} CPU-seconds")
     occ = occupancy(jobs)
     print("seconds with n jobs running: " + ", ".join(f"{n}: {s:.0f}" for n, s in occ.items()))
 
