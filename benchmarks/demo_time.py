@@ -11,10 +11,11 @@ temporary folder, then reads Snakemake's own records of that run:
     python benchmarks/demo_time.py                  # the demo, all cores
     python benchmarks/demo_time.py --cores 2 --keep /tmp/demo-run
 
-Time it on an idle machine (the load average is printed before and after, the share of CPU
-time stolen by the hypervisor during the run, and a host probe: one demo training step timed
-alone before and after, so that runs on a host whose speed drifts can be compared): another process on the cores shows up as a lower
-job-level occupancy and longer jobs, another virtual machine on the same host as steal.
+Time it on an idle machine. Printed beside the figures: the load average before and after, the
+share of CPU time stolen by the hypervisor during the run, and a host probe (one demo training
+step timed alone, before and after), so that runs on a host whose speed drifts can be compared.
+Another process on the cores shows up as a lower job-level occupancy and longer jobs, another
+virtual machine on the same host as steal or as a slower probe.
 """
 from __future__ import annotations
 
