@@ -39,6 +39,20 @@ def check_scale(scale: Any, *, supported: Iterable[int] | None = SCALES, error: 
     raise error(f"{what} {scale!r} is not one of {', '.join(map(str, supported))}")
 
 
+def check_paired(lead_flag: str, lead: list, others: Mapping[str, list | None]) -> None:
+    """Options given as parallel lists (e.g. `--dataset A B --out A.csv B.csv`): each of `others`
+    (flag -> values, None when not given) has one value per value of `lead`, and no value of any of
+    them appears twice. ConfigError naming the flag or the value otherwise."""
+    for flag, values in others.items():
+        if values is not None and len(values) != len(lead):
+            raise ConfigError(f"{flag} names {len(values)} value(s) for {len(lead)} {lead_flag} value(s): give "
+                              f"one per {lead_flag} value, in the same order")
+    for flag, values in {lead_flag: lead, **others}.items():
+        repeated = [v for i, v in enumerate(values or ()) if v in (values or ())[:i]]
+        if repeated:
+            raise ConfigError(f"{flag}: {repeated[0]} is named twice")
+
+
 def resolve_device(device: Any = "auto", *, present: bool = True):
     """A torch.device for a device request: 'auto' (or None) is cuda when available, else cpu.
 

@@ -316,10 +316,10 @@ def test_cli_several_scales_in_one_process(tmp_path, capsys):
     fresh = [tmp_path / "a.json", tmp_path / "b.json"]
     assert main(["complexity", "--variant", variant, "--scale", "2", "4", "--out", str(fresh[0]),
                  "--no-runtime"]) == 2
-    assert "one output file per scale" in capsys.readouterr().err
+    assert "--out names 1 value(s) for 2 --scale value(s)" in capsys.readouterr().err
     assert main(["complexity", "--variant", variant, "--scale", "2", "2", "--out", *map(str, fresh),
                  "--no-runtime"]) == 2
-    assert "appears twice" in capsys.readouterr().err
+    assert "--scale: 2 is named twice" in capsys.readouterr().err
     assert main(["complexity", "--variant", variant, "--scale", "2", "5", "--out", *map(str, fresh),
                  "--no-runtime"]) == 2
     assert "scale 5" in capsys.readouterr().err

@@ -127,9 +127,9 @@ def test_several_datasets_in_one_process(tmp_path, capsys):
     capsys.readouterr()
     fresh = [tmp_path / "fresh" / "One.csv", tmp_path / "fresh" / "Two.csv"]
     bad = [
-        (["--out", str(fresh[0])], "--out names 1 path(s) for 2 --dataset"),
-        (["--out", *map(str, fresh), "--save-images", str(tmp_path / "i1")], "--save-images names 1 path(s)"),
-        (["--out", str(fresh[0]), str(fresh[0])], "is named twice"),
+        (["--out", str(fresh[0])], "--out names 1 value(s) for 2 --dataset value(s)"),
+        (["--out", *map(str, fresh), "--save-images", str(tmp_path / "i1")], "--save-images names 1 value(s)"),
+        (["--out", str(fresh[0]), str(fresh[0])], f"--out: {fresh[0]} is named twice"),
         (["--out", *map(str, fresh), "--lr-dir", str(tmp_path)], "--lr-dir holds the LR images of one dataset"),
         (["--out", str(fresh[0]), str(prep["One"] / "x.csv")], "--out"),  # the second output lies in an input
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..checks import check_output_path, check_scale
+from ..checks import check_output_path, check_paired, check_scale
 
 
 def register(sub) -> None:
@@ -51,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
     if args.warmup < 0:
         raise ConfigError(f"--warmup must be at least 0, got {args.warmup}")
-    if len(args.out) != len(args.scale):
-        raise ConfigError(f"--out names {len(args.out)} file(s) for {len(args.scale)} --scale value(s) "
-                          f"({' '.join(map(str, args.scale))}): give one output file per scale")
-    if len(set(args.scale)) != len(args.scale) or len(set(args.out)) != len(args.out):
-        raise ConfigError(f"--scale {' '.join(map(str, args.scale))} --out {' '.join(args.out)}: a scale or "
-                          "an output file appears twice")
+    check_paired("--scale", args.scale, {"--out": args.out})
     for scale, out in zip(args.scale, args.out):  # every argument is checked before any work
         check_scale(scale, what="--scale")  # the scales build_model accepts
         check_output_path(out, {"variant file": args.variant}, "--out")

@@ -64,20 +64,13 @@ def run(args) -> int:
 
 
 def _paired(args) -> list[tuple[str, str, str | None]]:
-    """(dataset, out, save-images folder) per --dataset; one process evaluates several datasets, so
-    that a workflow pays the start-up (torch, the model, the first-call costs) once per method."""
+    """(dataset, out, save-images folder) per --dataset. One process evaluates several datasets, so
+    that a workflow imports torch once per method and scale rather than once per benchmark."""
+    from ..checks import check_paired
     from ..errors import ConfigError
 
-    n = len(args.dataset)
-    saves = args.save_images or [None] * n
-    for flag, values in (("--out", args.out), ("--save-images", saves)):
-        if len(values) != n:
-            raise ConfigError(f"{flag} names {len(values)} path(s) for {n} --dataset folder(s): give one per dataset, "
-                              "in the same order")
-    named = [*args.dataset, *args.out, *(s for s in saves if s is not None)]
-    repeated = sorted({p for p in named if named.count(p) > 1})
-    if repeated:
-        raise ConfigError(f"{repeated[0]} is named twice among --dataset, --out and --save-images")
-    if args.lr_dir is not None and n > 1:
-        raise ConfigError(f"--lr-dir holds the LR images of one dataset; {n} --dataset folders were given")
-    return list(zip(args.dataset, args.out, saves))
+    check_paired("--dataset", args.dataset, {"--out": args.out, "--save-images": args.save_images})
+    if args.lr_dir is not None and len(args.dataset) > 1:
+        raise ConfigError(f"--lr-dir holds the LR images of one dataset; {len(args.dataset)} --dataset folders "
+                          "were given")
+    return list(zip(args.dataset, args.out, args.save_images or [None] * len(args.dataset)))

@@ -1,5 +1,5 @@
 # Evaluation with the published protocol (msnlan evaluate): every method x scale, one job for all
-# benchmarks (one process: torch, the weights and the first-call costs once per method and scale).
+# benchmarks (one process: torch is imported once per method and scale, not once per benchmark).
 # Methods are the variants (their final.pt), "<variant>+" (x8 self-ensemble, same weights), the
 # bicubic baseline (no training) and the config's `pretrained:` rows (weights not trained here, at
 # the scales they have a checkpoint for). Each job writes <benchmark>.csv and <benchmark>.protocol.json
