@@ -66,10 +66,12 @@ def steal_share(before: dict[str, int], after: dict[str, int]) -> str:
     return f"steal {100 * delta['steal'] / total:.1f}%, idle {100 * delta['idle'] / total:.1f}% of CPU ticks"
 
 
-def host_probe(steps: int = 20) -> float:
-    """Median seconds of one demo training step (msnlan x2, batch 8 of 16x16, one thread), in a
-    subprocess: on a shared virtual machine the host's speed drifts (measured here: 98 ms early in
-    a session, 148 ms two hours later, same code), so every demo time is printed beside it."""
+def host_probe(steps: int = 20, at_once: int = 1) -> float:
+    """Median seconds of one demo training step (msnlan x2, batch 8 of 16x16, one thread), in
+    `at_once` subprocesses started together (the mean of their medians): on a shared virtual machine
+    the host's speed drifts (measured here: 98 ms early in a session, 148 ms two hours later, same
+    code), and so does what two jobs at once cost each other (their band sums are memory-bound), so
+    every demo time is printed beside both."""
     code = f"""
 import statistics, time, torch
 import torch.nn.functional as F
@@ -90,8 +92,15 @@ for i in range({steps} + 3):
     times.append(time.perf_counter() - t)
 print(statistics.median(times[3:]))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(at_once)]
+    medians = [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return sum(medians) / len(medians)
+
+
+def probe_text() -> str:
+    return (f"{1000 * host_probe():.0f} ms per demo training step alone, {1000 * host_probe(at_once=2):.0f} ms "
+            "with two at once (msnlan x2, one thread each)")
 
 
 def run_measuring_own_cpu(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float | None]:
@@ -190,13 +199,12 @@ def main() -> int:
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
            "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", args.cores]
-    print(f"load average before: {load_average()}; host probe: {1000 * host_probe():.0f} ms per demo training "
-          f"step (msnlan x2, one thread); running in {work}", flush=True)
+    print(f"load average before: {load_average()}; host probe: {probe_text()}; running in {work}", flush=True)
     started, ticks = time.perf_counter(), cpu_ticks()
     proc, own_cpu = run_measuring_own_cpu(cmd)
     wall = time.perf_counter() - started
     print(f"load average after: {load_average()}; during the run: {steal_share(ticks, cpu_ticks())}; "
-          f"host probe after: {1000 * host_probe():.0f} ms per step")
+          f"host probe after: {probe_text()}")
     if proc.returncode != 0:
         print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
         print(f"snakemake failed (exit {proc.returncode}); folder kept: {work}", file=sys.stderr)
