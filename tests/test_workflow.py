@@ -327,6 +327,22 @@ def test_dry_run_plans_every_job(dry_workdir):
     assert jobs["collect"] == jobs["report"] == 1
 
 
+def test_jobs_carry_the_plan_priorities(dry_workdir):
+    """Snakemake sees the priorities of msnlan.plan: data first, the three-branch variant's
+    trainings before the variant without MSNLAB, evaluations after every training."""
+    text = output_of(run_snakemake(dry_workdir, "-n"))
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|^Job stats|\Z)", text, re.S | re.M)
+
+    def priority(rule: str, wildcard: str = "") -> set:
+        return {int(re.search(r"priority: (\d+)", body).group(1)) for name, body in jobs
+                if name == rule and wildcard in body}
+
+    assert priority("prepare") == priority("demo_data") == {100}
+    assert priority("train", "variant=msnlan") == priority("train_stage", "variant=msnlan") == {50 + 3 + 5 + 7}
+    assert priority("train", "variant=no_msnlab") == {50}
+    assert priority("evaluate") == priority("evaluate_bicubic") == {20}
+
+
 def test_self_ensemble_and_init_from_x2_plan(dry_workdir):
     write_config(dry_workdir, scales=[4], init_from_x2=True,
                  evaluate={"self_ensemble": ["msnlan"], "tile": "chop", "min_pixels": 2000})
