@@ -386,33 +386,40 @@ def _check_csv_name(out_csv) -> None:
         raise ConfigError(f"--out {out_csv}: the per-image results file must end with .csv")
 
 
-def check_evaluation_paths(method: str, dataset, out_csv, *, checkpoint=None, lr_dir=None,
+def check_evaluation_paths(method: str, datasets, out_csv, *, checkpoint=None, lr_dir=None,
                            save_images=None) -> None:
-    """What `evaluate_method` checks of its paths, without loading anything: for a command that
-    evaluates several datasets, every one is checked before the first is evaluated."""
+    """What `evaluate_method` checks of its paths, without loading anything, against every dataset a
+    command reads: a command that evaluates several datasets checks each output before the first
+    dataset is evaluated, so no output lands inside another dataset of the same command."""
     _check_csv_name(out_csv)
-    _check_outputs(method, dataset, out_csv, checkpoint=checkpoint, lr_dir=lr_dir, save_images=save_images)
+    _check_outputs(method, datasets, out_csv, checkpoint=checkpoint, lr_dir=lr_dir, save_images=save_images)
 
 
-def _check_outputs(method: str, dataset, out_csv, *, checkpoint, lr_dir, save_images) -> None:
-    """Before any work: no output may be or lie inside an input, and every output folder must be writable."""
-    inputs = {"--checkpoint": checkpoint, "LR folder": lr_dir}
-    if not isinstance(dataset, Dataset):
-        inputs["dataset folder"] = dataset
-        if (Path(dataset) / "dataset.json").is_file():
-            from .data.datasets import read_prepared_info
+def _dataset_inputs(dataset) -> dict:
+    """The folders a dataset is read from, named for error messages."""
+    if isinstance(dataset, Dataset):
+        return {"dataset folder": dataset.root, "prepared dataset folder": dataset.prepared}
+    inputs = {"dataset folder": dataset}
+    if (Path(dataset) / "dataset.json").is_file():
+        from .data.datasets import read_prepared_info
 
-            inputs["prepared dataset's source folder"] = read_prepared_info(dataset)["source"]
-    else:
-        inputs["dataset folder"] = dataset.root
-        inputs["prepared dataset folder"] = dataset.prepared
+        inputs["prepared dataset's source folder"] = read_prepared_info(dataset)["source"]
+    return inputs
+
+
+def _check_outputs(method: str, datasets, out_csv, *, checkpoint, lr_dir, save_images) -> None:
+    """Before any work: no output may be or lie inside an input (`datasets`: one dataset, or every
+    dataset of the command), and every output folder must be writable."""
+    common = {"--checkpoint": checkpoint, "LR folder": lr_dir}
     if method != "bicubic" and Path(method).suffix in (".yaml", ".yml"):
-        inputs["variant file"] = method
+        common["variant file"] = method
     outputs = {"--out": out_csv, "its protocol file": layout.protocol_json(out_csv),
                "--save-images": save_images}
-    for what, path in outputs.items():
-        if path is not None:
-            check_output_path(path, inputs, what)
+    for dataset in datasets if isinstance(datasets, (list, tuple)) else [datasets]:
+        inputs = {**common, **_dataset_inputs(dataset)}
+        for what, path in outputs.items():
+            if path is not None:
+                check_output_path(path, inputs, what)
     ensure_writable_dir(Path(out_csv).parent)
     if save_images is not None:
         ensure_writable_dir(save_images)

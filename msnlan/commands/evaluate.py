@@ -47,9 +47,8 @@ def run(args) -> int:
 
     jobs = _paired(args)
     for _, out, save in jobs:  # before the first image: no output may lie in any of the command's inputs
-        for dataset in args.dataset:
-            check_evaluation_paths(args.method, dataset, out, checkpoint=args.checkpoint, lr_dir=args.lr_dir,
-                                   save_images=save)
+        check_evaluation_paths(args.method, args.dataset, out, checkpoint=args.checkpoint, lr_dir=args.lr_dir,
+                               save_images=save)
     for dataset, out, save in jobs:
         protocol = evaluate_method(
             args.method, dataset, args.scale, out, checkpoint=args.checkpoint, random_init=args.random_init,

@@ -8,8 +8,8 @@ lattice towers), so that its bootstrap intervals rest on more than two images wh
 stays cheap: the MSNLAB's whole-image attention costs the square of an image's pixels, so six
 120 x 96 crops cost less than the two 192 x 192 crops the sets held before. DemoVal, validated
 three times in every training job, holds four such crops for the same reason (a fifth of the
-cost of its former two 192 x 192 crops). Most of scikit-image's
-bundled photographs are grayscale, so are most benchmark images (the one-channel path). Only
+cost of its former two 192 x 192 crops). Most of scikit-image's bundled photographs are
+grayscale, so are most benchmark images (the one-channel path). Only
 files bundled in the scikit-image wheel are read (never its download registry).
 """
 from __future__ import annotations
