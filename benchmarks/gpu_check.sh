@@ -9,11 +9,13 @@
 # dependencies are still missing are skipped. Every step has its own timeout; a failed step does
 # not stop the others; a summary is printed at the end.
 #
-# Steps: versions and nvidia-smi; CUDA-touching unit tests; training throughput of the paper model
-# (batch 16, 48x48 LR) per attention form (auto, fast, direct) in fp32 and bf16; MSNLAB forward at a 256x256 feature map (memory-bounded
-# vs direct attention, where the direct form fits); GPU leasing with two concurrent training runs
+# Steps: versions and nvidia-smi; training throughput of the paper model
+# (batch 16 of 48x48 LR patches, the paper's first stage, and of 64x64, its second) per attention
+# form (auto, fast, direct) in fp32 and bf16; MSNLAB forward at 64x64, 128x128 and 256x256 feature
+# maps per form in fp32 and bf16 (the direct form where it fits); GPU leasing with two concurrent training runs
 # on 2 simulated GPUs (MSNLAN_GPU_COUNT=2) mapped onto the real one; a run killed with SIGKILL
-# and resumed on the GPU (same iterations and lr as an uninterrupted run; weights compared).
+# and resumed on the GPU (same iterations and lr as an uninterrupted run; weights compared);
+# the unit tests that touch CUDA.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -29,9 +31,9 @@ ITERS=${GPU_CHECK_ITERS:-20}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
-    DEV=cpu; THR_CONFIGS=demo; THR_BATCH=2; ITERS=2; MSN_SIZE=48; LEASE_ITERS=2
+    DEV=cpu; THR_CONFIGS=paper; THR_BATCH=1; THR_PATCHES="12 16"; ITERS=1; MSN_SIZES="16 24"; LEASE_ITERS=2
 else
-    DEV=cuda; THR_CONFIGS=paper; THR_BATCH=16; MSN_SIZE=256; LEASE_ITERS=30
+    DEV=cuda; THR_CONFIGS=paper; THR_BATCH=16; THR_PATCHES="48 64"; MSN_SIZES="64 128 256"; LEASE_ITERS=30
 fi
 
 declare -a SUMMARY=()
@@ -101,81 +103,87 @@ CORE_OK=1
 has yaml jsonschema numpy PIL || CORE_OK=0
 if [ "$DEV" = cuda ] && ! "$PY" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then CORE_OK=0; fi
 
-# ---------------------------------------------------------------- 3. unit tests touching CUDA
-if has pytest && [ "$CORE_OK" = 1 ]; then
-    run_step "unit tests (cuda/gpu)" 75 "$PY" -m pytest -q -rs -p no:cacheprovider --continue-on-collection-errors \
-        -k "cuda or gpu" tests/
-else
-    skip_step "unit tests (cuda/gpu)" "pytest or core dependencies missing, or no CUDA"
-fi
-
-# ---------------------------------------------------------------- 4. training throughput
+# ---------------------------------------------------------------- 3. training throughput
 if [ "$CORE_OK" = 1 ]; then
     # every attention form (auto must be the fastest or within 5% of it), fp32 and bf16, batch 16;
     # the forms run interleaved in one process, each step timed with its peak memory
-    for amp in none bf16; do
-        run_step "throughput $THR_CONFIGS amp=$amp" 150 "$PY" benchmarks/train_throughput.py --configs "$THR_CONFIGS" \
-            --batches "$THR_BATCH" --modes auto,fast,direct --device "$DEV" --amp "$amp" --iterations "$ITERS" \
-            --warmup 3 --profile-steps 2 --top 12 --json "$OUT/throughput_$amp.json"
+    for patch in $THR_PATCHES; do
+        for amp in none bf16; do
+            run_step "throughput ${patch}x$patch amp=$amp" 120 "$PY" benchmarks/train_throughput.py \
+                --configs "$THR_CONFIGS" --batches "$THR_BATCH" --patch-size "$patch" --modes auto,fast,direct \
+                --device "$DEV" --amp "$amp" --iterations "$ITERS" --warmup 3 --profile-steps 1 --top 10 \
+                --json "$OUT/throughput_${patch}_$amp.json"
+        done
     done
 else
     skip_step "throughput paper" "core dependencies (yaml, jsonschema, numpy, PIL) missing, or no CUDA"
 fi
 
-# ---------------------------------------------------------------- 5. MSNLAB forward at 256x256
+# ---------------------------------------------------------------- 4. MSNLAB forward per size, form, precision
 if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/msnlab.py ]; then
-    run_step "MSNLAB ${MSN_SIZE}x${MSN_SIZE} forward" 75 "$PY" - "$OUT/msnlab_$MSN_SIZE.json" "$DEV" "$MSN_SIZE" <<'EOF'
-import json, statistics, sys, time
+    run_step "MSNLAB forward ($MSN_SIZES)" 120 "$PY" - "$OUT/msnlab_forward.json" "$DEV" $MSN_SIZES <<'EOF'
+# The paper's MSNLAB (64 channels, k = 3/5/7) alone, no_grad, batch 1, per square feature-map size:
+# each attention mode in fp32 and under bf16 autocast (median of 5 after 1; the direct form only
+# where its working memory fits), its peak memory and its difference from the fast form in fp32.
+import contextlib, json, statistics, sys, time
 import torch
 from msnlan.models import msnlab as M
 
 dev = torch.device(sys.argv[2])
-torch.manual_seed(0)
-C, H, W = 64, int(sys.argv[3]), int(sys.argv[3])
 cuda = dev.type == "cuda"
+torch.manual_seed(0)
+C = 64
 block = M.MSNLAB(C, (3, 5, 7)).to(dev).eval()
-x = torch.randn(1, C, H, W, device=dev)
+rows = []
 
-def timed(mode, runs):
+
+def timed(x, mode, amp):
     M.configure_attention(block, mode)
+    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     times = []
-    with torch.no_grad():
-        for i in range(runs + 1):
+    with torch.no_grad(), ctx:
+        for i in range(6):
             if cuda: torch.cuda.synchronize()
             t0 = time.perf_counter()
             y = block(x)
             if cuda: torch.cuda.synchronize()
             if i:
                 times.append(time.perf_counter() - t0)
-    return y, statistics.median(times)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
+    return y.float(), statistics.median(times), peak
 
-def peak_mb():
-    return torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
 
-res = {"shape": [1, C, H, W], "device": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__}
-if cuda: torch.cuda.reset_peak_memory_stats()
-y_fast, t_fast = timed("fast", 5)
-res["fast"] = {"median_ms": t_fast * 1e3, "peak_memory_mb": peak_mb()}
-print(f"MSNLAB fast (memory-bounded) forward {H}x{W}x{C}: {t_fast*1e3:.1f} ms, peak {peak_mb():.0f} MiB", flush=True)
-need = max(M.direct_attention_bytes(H, W, C, k) for k in (3, 5, 7))
-free = torch.cuda.mem_get_info()[0] if cuda else 4 * 2**30
-if need * 1.3 < free:
-    if cuda: torch.cuda.reset_peak_memory_stats()
-    y_direct, t_direct = timed("direct", 2)
-    diff = (y_direct - y_fast).abs().max().item()
-    res["direct"] = {"median_ms": t_direct * 1e3, "peak_memory_mb": peak_mb(), "max_abs_diff_vs_fast": diff}
-    print(f"MSNLAB direct forward: {t_direct*1e3:.1f} ms, peak {res['direct']['peak_memory_mb']:.0f} MiB; "
-          f"max |direct - fast| = {diff:.3g}; fast is {t_direct / t_fast:.2f}x faster", flush=True)
-else:
-    res["direct"] = f"skipped: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
-    print("MSNLAB direct:", res["direct"])
-json.dump(res, open(sys.argv[1], "w"), indent=2)
+for size in (int(a) for a in sys.argv[3:]):
+    x = torch.randn(1, C, size, size, device=dev) * 10  # activations of about the trained network's scale
+    need = max(M.direct_attention_bytes(size, size, C, k) for k in (3, 5, 7))
+    free = torch.cuda.mem_get_info()[0] if cuda else 4 * 2**30
+    ref = None
+    for amp in ("none", "bf16"):
+        for mode in ("fast", "direct", "auto"):
+            if mode == "direct" and need * 1.5 > free:
+                print(f"{size}x{size} {mode} amp={amp}: skipped, needs ~{need / 2**30:.1f} GiB of {free / 2**30:.1f} free")
+                continue
+            y, t, peak = timed(x, mode, amp)
+            ref = y if ref is None else ref
+            diff = (y - ref).abs().max().item() / ref.abs().max().item()
+            form = M.attention_form(block, dev)
+            rows.append({"size": size, "amp": amp, "mode": mode, "form": form, "median_ms": t * 1e3,
+                         "peak_memory_mb": peak, "max_rel_diff_vs_fast_fp32": diff})
+            print(f"{size}x{size}x{C} {mode:6s} ({form}) amp={amp:4s}: {t * 1e3:8.2f} ms, peak {peak:7.0f} MiB, "
+                  f"max rel. diff vs fast fp32 {diff:.2e}", flush=True)
+    del x
+    if cuda:
+        torch.cuda.empty_cache()
+json.dump({"device": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__, "rows": rows},
+          open(sys.argv[1], "w"), indent=2)
 EOF
 else
     skip_step "MSNLAB forward" "msnlan/models/msnlab.py or core dependencies missing, or no CUDA"
 fi
 
-# ---------------------------------------------------------------- 6. GPU leasing, two concurrent runs
+# ---------------------------------------------------------------- 5. GPU leasing, two concurrent runs
 if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
     lease_check() {
         local dir="$OUT/lease"
@@ -224,7 +232,7 @@ else
     skip_step "GPU lease (2 simulated)" "msnlan/models/network.py or core dependencies missing, or no CUDA"
 fi
 
-# ---------------------------------------------------------------- 7. kill -9 and resume on the device
+# ---------------------------------------------------------------- 6. kill -9 and resume on the device
 if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
     run_step "SIGKILL + resume on $DEV" 120 "$PY" - "$OUT/resume" "$DEV" "${GPU_CHECK_DRY_RUN:-0}" <<'EOF'
 # A reference run, and a run killed with SIGKILL mid-way then restarted: the resumed run must
@@ -260,7 +268,8 @@ def run(out, kill_at=None):
     proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if kill_at is not None:
         while proc.poll() is None:
-            if (out / "last.pt").is_file() and (out / "log.csv").is_file() and len(rows(out)) >= kill_at:
+            # stage 1 of the demo preset checkpoints in RUN_DIR/stage1; log.csv is RUN_DIR's
+            if (out / "stage1" / "last.pt").is_file() and (out / "log.csv").is_file() and len(rows(out)) >= kill_at:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 print(f"killed at log row {len(rows(out))}", flush=True)
@@ -276,15 +285,19 @@ t0 = time.time()
 assert run(root / "ref") == 0, "reference run failed"
 print(f"reference run: {time.time() - t0:.1f} s", flush=True)
 rc = run(root / "killed", kill_at=17)
+assert rc == -signal.SIGKILL, f"the run was not killed mid-way (exit status {rc})"
 assert run(root / "killed") == 0, "resumed run failed"
 ref, got = rows(root / "ref"), rows(root / "killed")
-assert [r[0] for r in got] == [str(i) for i in range(1, iters + 1)], "log iterations differ or repeat"
+# the demo preset has two stages: log.csv lists (iteration, ..., stage) for both, each stage from 1
+stage1 = [r[0] for r in got if r[-1] == "1"]
+assert stage1 == [str(i) for i in range(1, iters + 1)], f"stage-1 log iterations differ or repeat: {stage1}"
+assert [(r[0], r[-1]) for r in got] == [(r[0], r[-1]) for r in ref], "log rows differ from the uninterrupted run"
 assert [r[2] for r in got] == [r[2] for r in ref], "lr column differs"
 a = torch.load(root / "ref" / "final.pt", weights_only=True)["model"]
 b = torch.load(root / "killed" / "final.pt", weights_only=True)["model"]
 bitwise = all(torch.equal(a[k], b[k]) for k in a)
 diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-print(f"killed (rc {rc}) and resumed: iterations 1..{iters} once each, lr identical; weights bitwise equal: "
+print(f"killed (rc {rc}) and resumed: stage-1 iterations 1..{iters} once each, then stage 2, lr identical; weights bitwise equal: "
       f"{bitwise} (max |diff| {diff:.3g}); loss column identical: {[r[1] for r in got] == [r[1] for r in ref]}")
 if device == "cpu" and not bitwise:
     sys.exit("CPU resume is not bitwise equal")
@@ -293,16 +306,23 @@ else
     skip_step "SIGKILL + resume" "msnlan/models/network.py or core dependencies missing, or no CUDA"
 fi
 
+# ---------------------------------------------------------------- 7. unit tests touching CUDA (last: the measurements come first)
+if has pytest && [ "$CORE_OK" = 1 ]; then
+    run_step "unit tests (cuda/gpu)" 75 "$PY" -m pytest -q -rs -p no:cacheprovider --continue-on-collection-errors \
+        -k "cuda or gpu" tests/
+else
+    skip_step "unit tests (cuda/gpu)" "pytest or core dependencies missing, or no CUDA"
+fi
+
 # ---------------------------------------------------------------- summary
 log ""
 log "=== summary"
 for line in "${SUMMARY[@]}"; do log "$line"; done
-for amp in none bf16; do
-    f="$OUT/throughput_$amp.json"
+for f in "$OUT"/throughput_*.json; do
     [ -f "$f" ] && "$PY" -c "
 import json, sys
 for r in json.load(open('$f')):
-    print(f\"throughput {r['config']} amp={r['amp']}: {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
+    print(f\"throughput {r['config']} {r['lr_patch']}x{r['lr_patch']} b{r['batch_size']} amp={r['amp']} {r['attention_mode']} ({r['attention_form']}): {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, MSNLAB {100*r['msnlab_share']:.0f}%, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
 " | tee -a "$LOG"
 done
 log "outputs in $OUT"
