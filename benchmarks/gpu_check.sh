@@ -29,12 +29,19 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 ITERS=${GPU_CHECK_ITERS:-20}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
+# GPU_CHECK_ONLY="throughput msnlab lease resume tests": run only these steps (default all);
+# GPU_CHECK_PATCHES / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last") narrow or widen
+# the throughput step.
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
     DEV=cpu; THR_CONFIGS=paper; THR_BATCH=1; THR_PATCHES="12 16"; ITERS=1; MSN_SIZES="16 24"; LEASE_ITERS=2
 else
     DEV=cuda; THR_CONFIGS=paper; THR_BATCH=16; THR_PATCHES="48 64"; MSN_SIZES="64 128 256"; LEASE_ITERS=30
 fi
+THR_PATCHES=${GPU_CHECK_PATCHES:-$THR_PATCHES}
+THR_MODES=${GPU_CHECK_MODES:-auto,fast,direct}
+THR_FORMATS=${GPU_CHECK_FORMATS:-default}
+wanted() { [ -z "${GPU_CHECK_ONLY:-}" ] || case " $GPU_CHECK_ONLY " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 declare -a SUMMARY=()
 log() { echo "$*" | tee -a "$LOG"; }
@@ -104,15 +111,20 @@ has yaml jsonschema numpy PIL || CORE_OK=0
 if [ "$DEV" = cuda ] && ! "$PY" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then CORE_OK=0; fi
 
 # ---------------------------------------------------------------- 3. training throughput
-if [ "$CORE_OK" = 1 ]; then
+if ! wanted throughput; then
+    :
+elif [ "$CORE_OK" = 1 ]; then
     # every attention form (auto must be the fastest or within 5% of it), fp32 and bf16, batch 16;
     # the forms run interleaved in one process, each step timed with its peak memory
     for patch in $THR_PATCHES; do
-        for amp in none bf16; do
-            run_step "throughput ${patch}x$patch amp=$amp" 120 "$PY" benchmarks/train_throughput.py \
-                --configs "$THR_CONFIGS" --batches "$THR_BATCH" --patch-size "$patch" --modes auto,fast,direct \
-                --device "$DEV" --amp "$amp" --iterations "$ITERS" --warmup 3 --profile-steps 1 --top 10 \
-                --json "$OUT/throughput_${patch}_$amp.json"
+        for fmt in $THR_FORMATS; do
+            for amp in none bf16; do
+                flag=(); [ "$fmt" = channels_last ] && flag=(--channels-last)
+                run_step "throughput ${patch}x$patch $fmt amp=$amp" 120 "$PY" benchmarks/train_throughput.py \
+                    --configs "$THR_CONFIGS" --batches "$THR_BATCH" --patch-size "$patch" --modes "$THR_MODES" \
+                    --device "$DEV" --amp "$amp" --iterations "$ITERS" --warmup 3 --profile-steps 1 --top 10 \
+                    "${flag[@]}" --json "$OUT/throughput_${patch}_${fmt}_$amp.json"
+            done
         done
     done
 else
@@ -120,7 +132,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 4. MSNLAB forward per size, form, precision
-if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/msnlab.py ]; then
+if ! wanted msnlab; then
+    :
+elif [ "$CORE_OK" = 1 ] && [ -f msnlan/models/msnlab.py ]; then
     run_step "MSNLAB forward ($MSN_SIZES)" 120 "$PY" - "$OUT/msnlab_forward.json" "$DEV" $MSN_SIZES <<'EOF'
 # The paper's MSNLAB (64 channels, k = 3/5/7) alone, no_grad, batch 1, per square feature-map size:
 # each attention mode in fp32 and under bf16 autocast (median of 5 after 1; the direct form only
@@ -184,7 +198,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 5. GPU leasing, two concurrent runs
-if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
+if ! wanted lease; then
+    :
+elif [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
     lease_check() {
         local dir="$OUT/lease"
         rm -rf "$dir"
@@ -233,7 +249,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 6. kill -9 and resume on the device
-if [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
+if ! wanted resume; then
+    :
+elif [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
     run_step "SIGKILL + resume on $DEV" 120 "$PY" - "$OUT/resume" "$DEV" "${GPU_CHECK_DRY_RUN:-0}" <<'EOF'
 # A reference run, and a run killed with SIGKILL mid-way then restarted: the resumed run must
 # finish with the same iterations (no duplicate log rows) and the same lr at every iteration;
@@ -307,7 +325,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 7. unit tests touching CUDA (last: the measurements come first)
-if has pytest && [ "$CORE_OK" = 1 ]; then
+if ! wanted tests; then
+    :
+elif has pytest && [ "$CORE_OK" = 1 ]; then
     run_step "unit tests (cuda/gpu)" 75 "$PY" -m pytest -q -rs -p no:cacheprovider --continue-on-collection-errors \
         -k "cuda or gpu" tests/
 else
@@ -322,7 +342,7 @@ for f in "$OUT"/throughput_*.json; do
     [ -f "$f" ] && "$PY" -c "
 import json, sys
 for r in json.load(open('$f')):
-    print(f\"throughput {r['config']} {r['lr_patch']}x{r['lr_patch']} b{r['batch_size']} amp={r['amp']} {r['attention_mode']} ({r['attention_form']}): {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, MSNLAB {100*r['msnlab_share']:.0f}%, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
+    print(f\"throughput {r['config']} {r['lr_patch']}x{r['lr_patch']} b{r['batch_size']} {'channels_last' if r.get('channels_last') else 'default'} amp={r['amp']} {r['attention_mode']} ({r['attention_form']}): {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, MSNLAB {100*r['msnlab_share']:.0f}%, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
 " | tee -a "$LOG"
 done
 log "outputs in $OUT"

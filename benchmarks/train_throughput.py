@@ -46,7 +46,7 @@ from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss  # noqa:
 from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
-from msnlan.training.engine import autocast_context, train_step  # noqa: E402
+from msnlan.training.engine import autocast_context, build_optimizer, train_step  # noqa: E402
 from msnlan.training.presets import load_preset  # noqa: E402
 from msnlan.variants import resolve_variant  # noqa: E402
 
@@ -88,8 +88,7 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     configure_attention(model, mode)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]),
-                                 eps=settings["eps"])
+    optimizer = build_optimizer(model, settings, device)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, settings["milestones"], settings["gamma"])
     rng = np.random.default_rng(0)
     p, s = settings["patch_size"], args.scale
@@ -149,14 +148,15 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
             "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,
             "s_per_iteration_min": min(run["times"]), "s_per_iteration_max": max(run["times"]),
             "images_per_s": s["batch_size"] / median, "msnlab_share": share,
-            "torch_threads": torch.get_num_threads(), "peak_memory_mb": run.get("peak_mb"),
+            "channels_last": args.channels_last, "torch_threads": torch.get_num_threads(), "peak_memory_mb": run.get("peak_mb"),
             "cpu_peak_rss_mb": run.get("cpu_peak_mb"), "cpu_step_added_mb": run.get("cpu_step_mb"),
         })
     base = results[-1]["s_per_iteration_median"]  # the last mode is the reference (default: direct)
     for r in results:
         r["speedup_vs_" + args.modes[-1]] = base / r["s_per_iteration_median"]
         print(f"{config:5s} x{args.scale} batch {r['batch_size']:2d} x {r['lr_patch']}x{r['lr_patch']} "
-              f"{r['attention_mode']:6s} ({r['attention_form']}, amp {args.amp}): "
+              f"{r['attention_mode']:6s} ({r['attention_form']}, amp {args.amp}"
+              f"{', channels_last' if args.channels_last else ''}): "
               f"{r['s_per_iteration_median']:.4f} s/it (min {r['s_per_iteration_min']:.4f}, max "
               f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
               f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "
