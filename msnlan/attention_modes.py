@@ -2,7 +2,8 @@
 
 * "fast": the band-sum form (msnlan.models.attention.patch_attention), bounded memory;
 * "direct": the textbook unfold / softmax / fold form, B x L x N scores;
-* "auto": the form measured fastest on the device type the model runs on.
+* "auto": the form chosen for the device type the model runs on, by measurement
+  (msnlan.models.attention.resolve_attention_form: today the fast form on the CPU and on CUDA).
 """
 ATTENTION_FORMS = ("fast", "direct")
 ATTENTION_MODES = ("auto",) + ATTENTION_FORMS

@@ -323,6 +323,31 @@ def test_bf16_autocast_and_channels_last_run(data, tmp_path):
     summary = run(data, out, overrides={"iterations": 2, "amp": "bf16", "channels_last": True})
     assert summary["status"] == "trained" and math.isfinite(summary["final_val_psnr"])
     assert all(torch.isfinite(v).all() for v in weights(out / "final.pt").values() if v.is_floating_point())
+    assert json.loads((out / "environment.json").read_text())["memory_format"] == "channels_last"
+
+
+def test_channels_last_auto_is_cuda_only(data, tmp_path):
+    from msnlan.training.engine import use_channels_last
+
+    assert use_channels_last("auto", torch.device("cuda")) and not use_channels_last("auto", torch.device("cpu"))
+    assert use_channels_last(True, torch.device("cpu")) and not use_channels_last(False, torch.device("cuda"))
+    for preset in ("demo", "paper"):
+        assert load_preset(preset)["settings"]["channels_last"] == "auto"
+    with pytest.raises(ConfigError, match="'channels_last'"):
+        load_preset("demo", ["channels_last=sometimes"])
+    out = tmp_path / "run"  # the demo preset on the CPU: auto keeps the default format, and says so
+    run(data, out, overrides={"iterations": 1})
+    assert json.loads((out / "environment.json").read_text())["memory_format"] == "contiguous"
+
+
+def test_adam_is_fused_on_cuda_only():
+    from msnlan.training.engine import build_optimizer
+
+    s = load_preset("paper")["settings"]
+    model = torch.nn.Conv2d(3, 3, 3)
+    assert build_optimizer(model, s, torch.device("cuda")).defaults["fused"] is True
+    cpu = build_optimizer(model, s, torch.device("cpu"))
+    assert not cpu.defaults["fused"] and cpu.defaults["lr"] == s["lr"] and cpu.defaults["betas"] == tuple(s["betas"])
 
 
 def test_a_run_directory_in_use_is_refused(data, tmp_path):

@@ -116,13 +116,19 @@ def direct_attention_bytes(height: int, width: int, n_feats: int, patch_size: in
 def resolve_attention_form(mode: str, device: torch.device | str) -> str:
     """The form that `mode` runs on `device`: "fast" or "direct".
 
-    `auto` picks by device type, from benchmarks/train_throughput.py and benchmarks/msnlab.py:
-    on the CPU the fast form was faster than the batched direct form at every size measured,
-    per branch 1.6-7.3x in training and 1.1-6.5x in inference (16 x 16 demo patches up to
-    64 x 64 maps; the gap grows with k and the map size). On CUDA no measurement of this implementation exists yet
-    (benchmarks/gpu_check.sh makes it); the fast form needs about C/2 + C MACs per (query, key)
-    pair against (C/2 + C) k^2 for the direct one (83x fewer summed over k = 3, 5, 7) and a
-    bounded memory, so it is the choice until a measurement says otherwise.
+    `auto` picks the fast form on every device type, as measured:
+    * CPU (benchmarks/train_throughput.py, benchmarks/msnlab.py): faster than the batched direct
+      form at every size measured, per branch 1.6-7.3x in training and 1.1-6.5x in inference
+      (16 x 16 demo patches up to 64 x 64 maps; the gap grows with k and the map size).
+    * CUDA (an H200, benchmarks/gpu_check.sh, two sessions' runs): the paper model's training step
+      at batch 16 was 1.50-1.74x faster than with the direct form in fp32 (48 x 48 and 64 x 64
+      patches, both memory formats); under bf16 autocast 1.02-1.11x at 48 x 48 but 0.86-0.89x at
+      64 x 64, the one measured case where the direct form was faster (and it held twice the
+      memory: 16 against 8 GB). One MSNLAB's forward pass: 4.5-6.0x faster at 64 x 64 maps,
+      1.7-3.4x at 128 x 128, and at 256 x 256 1.9x in fp32 but 0.59x under bf16, where the
+      direct form needed 52 GB against the fast form's 0.9 GB.
+    The fast form needs about C/2 + C MACs per (query, key) pair against (C/2 + C) k^2 for the
+    direct one (83x fewer summed over k = 3, 5, 7) and bounded memory.
     """
     if mode not in ATTENTION_MODES:
         raise ValueError(f"attention mode {mode!r} is not one of {ATTENTION_MODES}")

@@ -75,7 +75,10 @@ PRESET_SCHEMA: dict = {
         "attention_mode": {"enum": list(ATTENTION_MODES),
                            "description": "MSNLAB attention form: auto (the faster form measured for the device), "
                                           "fast or direct; environment.json records the form that ran"},
-        "channels_last": {"type": "boolean"},
+        "channels_last": {"enum": [True, False, "auto"],
+                          "description": "train in channels_last memory format; auto: on CUDA only (there it made "
+                                         "the paper model's fp32 training step 1.18-1.27x faster, on the CPU "
+                                         "slower); environment.json records what ran (memory_format)"},
         "model": {"type": "object", "description": "variant overrides (model settings)"},
         "stages": {"oneOf": [{"type": "null"}, {"type": "array", "minItems": 2, "items": STAGE_SCHEMA}],
                    "description": "training stages in order (null or absent: one stage, the top-level keys)"},
