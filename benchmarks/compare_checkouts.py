@@ -11,6 +11,8 @@ Measurements (the paper model, random weights, seed 0):
 
 Each argument is CHECKOUT:ATTENTION_MODE; the checkout's own `msnlan` package is imported (it is
 put first on sys.path and checked). Prints one line per run and the medians over rounds.
+`--with-load` keeps a second training job busy on all cores meanwhile (benchmarks/competing_load.py),
+as a second workflow job would.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from competing_load import start_load, stop_load
 
 
 def child(repo: str, mode: str, what: str) -> float:
@@ -78,6 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="*", help="CHECKOUT:ATTENTION_MODE, e.g. /tmp/before:direct .:auto")
     ap.add_argument("--what", choices=("train", "forward"), default="train")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--with-load", action="store_true", help="a second training job busy on the cores meanwhile")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -86,7 +91,21 @@ def main(argv=None) -> int:
     if not args.runs:
         ap.error("give at least one CHECKOUT:ATTENTION_MODE")
     medians: dict[str, list[float]] = {r: [] for r in args.runs}
-    print(f"{args.what}: {args.rounds} rounds, fresh process per run, load average {os.getloadavg()[0]:.2f}")
+    load = start_load() if args.with_load else None
+    try:
+        run_rounds(args, medians, load is not None)
+    finally:
+        stop_load(load)
+    print(f"medians over rounds (load average after {os.getloadavg()[0]:.2f}):")
+    for run, values in medians.items():
+        if values:
+            print(f"  {run}: {statistics.median(values):.3f} s")
+    return 0
+
+
+def run_rounds(args, medians: dict[str, list[float]], loaded: bool) -> None:
+    print(f"{args.what}: {args.rounds} rounds, fresh process per run, load average {os.getloadavg()[0]:.2f}"
+          + ("; a second training job runs beside" if loaded else ""))
     for rnd in range(args.rounds):
         for run in args.runs:
             repo, _, mode = run.rpartition(":")
@@ -98,11 +117,6 @@ def main(argv=None) -> int:
             seconds = float(out.stdout.strip().splitlines()[-1])
             medians[run].append(seconds)
             print(f"  round {rnd + 1} {run}: {seconds:.3f} s", flush=True)
-    print(f"medians over rounds (load average after {os.getloadavg()[0]:.2f}):")
-    for run, values in medians.items():
-        if values:
-            print(f"  {run}: {statistics.median(values):.3f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Training throughput per attention form: images/s, s/iteration (medians) and the MSNLAB's share
 of the real training step (msnlan.training.engine.train_step: forward, L1, backward, Adam, lr step,
-plus patch sampling), for the demo network and the paper model (x2, 48x48 LR patches, batch 2
-and 16 by default).
+plus patch sampling), for the demo network and the paper model (x2, 48x48 LR patches; batch 2 by
+default, `--batches 2,16` adds the paper's batch, eight times the images per step).
 
 The forms are measured interleaved in one process (A B A B ...: one model per form, the same
 initial weights and batches), so a ratio holds while the machine's speed drifts. The MSNLAB's
@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from competing_load import start_load, stop_load  # noqa: E402
 from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss  # noqa: E402
 from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
@@ -181,14 +181,6 @@ def profile(run: dict, config: str, args, device, autocast) -> None:
           + prof.key_averages().table(sort_by=sort, row_limit=args.top), flush=True)
 
 
-def start_load() -> subprocess.Popen:
-    """A second training job on all cores (the demo network, endless) while we measure."""
-    code = ("import sys; sys.argv=['x','--configs','demo','--modes','auto','--iterations','100000',"
-            "'--profile-steps','0']; sys.path.insert(0, %r); import runpy; "
-            "runpy.run_path(%r, run_name='__main__')" % (str(REPO), __file__))
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="demo,paper", help="comma list of demo, paper (default both)")
@@ -214,8 +206,6 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as the paper preset (deterministic: false)
     load = start_load() if args.with_load else None
     try:
-        if load:
-            time.sleep(10)  # let the competing job reach its training loop
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY="
               f"{os.environ.get('OMP_WAIT_POLICY')}), device {device}"
               + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
@@ -228,9 +218,7 @@ def main(argv=None) -> int:
                 results += measure(config, batch, args, device)
         print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
     finally:
-        if load:
-            load.kill()
-            load.wait()
+        stop_load(load)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
