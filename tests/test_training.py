@@ -340,6 +340,14 @@ def test_channels_last_auto_is_cuda_only(data, tmp_path):
     assert json.loads((out / "environment.json").read_text())["memory_format"] == "contiguous"
 
 
+def test_a_run_resumes_under_another_memory_format(data, tmp_path):
+    out = tmp_path / "run"  # e.g. a run started before the presets' channels_last: auto
+    run(data, out, overrides={"iterations": 4, "channels_last": False})
+    assert run(data, out, overrides={"iterations": 4, "channels_last": True})["status"] == "finished"
+    with pytest.raises(ConfigError, match="training.amp"):  # what decides the weights is still compared
+        run(data, out, overrides={"iterations": 4, "channels_last": True, "amp": "bf16"})
+
+
 def test_adam_is_fused_on_cuda_only():
     from msnlan.training.engine import build_optimizer
 

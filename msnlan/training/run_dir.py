@@ -18,7 +18,12 @@ from .stages import is_staged, resolve_stages, stage_summary
 RUN_FILES = (RUN_CONFIG, "last.pt", "best.pt", "final.pt", LOG, ENVIRONMENT)
 #: where these differ the run is still the same run (descriptions, file locations of the same settings;
 #: `resumed_with`, the optimizer changes made when continuing it, is its history, not its identity)
-IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description", RESUMED_WITH)
+#: keys that do not decide the trained weights. training.channels_last is a memory layout (the same
+#: arithmetic up to float rounding, like the device, which is not part of the config either): a run
+#: may resume under another layout, e.g. one started before the presets' `auto`; environment.json
+#: records each session's memory_format.
+IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description", RESUMED_WITH,
+                "training.channels_last")
 #: config keys holding each data set's fingerprint (msnlan.data.datasets.files_fingerprint)
 FINGERPRINT_KEYS = {"train": "data.train_fingerprint", "val": "data.val_fingerprint"}
 
