@@ -324,3 +324,15 @@ def test_cli_several_scales_in_one_process(tmp_path, capsys):
                  "--no-runtime"]) == 2
     assert "scale 5" in capsys.readouterr().err
     assert not any(p.exists() for p in fresh)  # the bad scale was found before the good one was counted
+
+
+def test_formula_tiles_follow_the_default_budget(monkeypatch):
+    """The formula caches tile plans; a default budget is resolved before the cache, never stale."""
+    from msnlan.complexity.formula import msnlab_macs
+    from msnlan.models import attention
+
+    whole = msnlab_macs(48, 48, 16, (7,)).tiles["k7"]
+    monkeypatch.setattr(attention, "DEFAULT_CHUNK_ELEMENTS", 2 ** 14)
+    tiled = msnlab_macs(48, 48, 16, (7,))
+    g, tiles = attention.plan_tiles(1, 8, 48, 48, 16, 52, 52, 7, 2 ** 14)
+    assert whole == 1 and tiled.tiles["k7"] == len(tiles) > 1

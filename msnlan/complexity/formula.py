@@ -27,6 +27,7 @@ product. For one image of H x W pixels, C channels and a branch with patch size 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -89,13 +90,25 @@ def branch_conv_macs(b: BranchShape) -> dict:
 UNTILED = "untiled"
 
 
-def fast_tiles(b: BranchShape, batch: int = 1, budget=None) -> list:
+def fast_tiles(b: BranchShape, batch: int = 1, budget=None) -> tuple:
     """The tiles the fast form runs for the batch (msnlan.models.attention.plan_tiles)."""
+    from ..models import attention
+
+    if budget == UNTILED:
+        budget = 2 ** 62  # whole images, however large
+    elif budget is None:  # resolved here, so that the cache below never holds a stale default
+        budget = attention.DEFAULT_CHUNK_ELEMENTS
+    return _planned_tiles(b, batch, int(budget))
+
+
+@functools.lru_cache(maxsize=64)
+def _planned_tiles(b: BranchShape, batch: int, budget: int) -> tuple:
+    """Cached: one count asks for a branch's tiles several times (a 720p branch has up to tens of
+    thousands, and listing them took most of a complexity job's formula time)."""
     from ..models.attention import plan_tiles
 
     hs, ws = b.key_size
-    budget = 2 ** 62 if budget == UNTILED else budget  # whole images, however large
-    return plan_tiles(batch, b.match_channels, b.height, b.width, b.channels, hs, ws, b.k, budget)[1]
+    return tuple(plan_tiles(batch, b.match_channels, b.height, b.width, b.channels, hs, ws, b.k, budget)[1])
 
 
 def score_windows(b: BranchShape, batch: int = 1, budget=None) -> int:
