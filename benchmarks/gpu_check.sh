@@ -119,7 +119,7 @@ elif [ "$CORE_OK" = 1 ]; then
     for patch in $THR_PATCHES; do
         for fmt in $THR_FORMATS; do
             for amp in none bf16; do
-                flag=(); [ "$fmt" = channels_last ] && flag=(--channels-last)
+                flag=(--memory-format contiguous); [ "$fmt" = channels_last ] && flag=(--memory-format channels_last)
                 run_step "throughput ${patch}x$patch $fmt amp=$amp" 120 "$PY" benchmarks/train_throughput.py \
                     --configs "$THR_CONFIGS" --batches "$THR_BATCH" --patch-size "$patch" --modes "$THR_MODES" \
                     --device "$DEV" --amp "$amp" --iterations "$ITERS" --warmup 3 --profile-steps 1 --top 10 \

@@ -46,7 +46,7 @@ from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss  # noqa:
 from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
-from msnlan.training.engine import autocast_context, build_optimizer, train_step  # noqa: E402
+from msnlan.training.engine import autocast_context, build_optimizer, train_step, use_channels_last  # noqa: E402
 from msnlan.training.presets import load_preset  # noqa: E402
 from msnlan.variants import resolve_variant  # noqa: E402
 
@@ -86,7 +86,10 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     torch.manual_seed(0)
     model = build_network(resolved, args.scale).to(device)
     configure_attention(model, mode)
-    if args.channels_last:
+    # "auto" resolves as the presets' channels_last: auto does, so the default measures what training runs
+    channels_last = use_channels_last({"auto": "auto", "contiguous": False, "channels_last": True}[args.memory_format],
+                                      device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, settings, device)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, settings["milestones"], settings["gamma"])
@@ -99,7 +102,7 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "settings": settings,
             "sampler": PatchSampler(images, s, p, settings["batch_size"], seed=0), "resolved": resolved,
             "timer": BlockTimer(model, device), "times": [], "block": [], "mode": mode,
-            "form": attention_form(model, device)}
+            "form": attention_form(model, device), "channels_last": channels_last}
 
 
 def one_step(run: dict, device, args, autocast) -> float:
@@ -107,8 +110,8 @@ def one_step(run: dict, device, args, autocast) -> float:
     sync(device)
     run["timer"].total = 0.0
     t0 = time.perf_counter()
-    loss = train_step(run["model"], run["optimizer"], run["scheduler"], to_tensor(lr_b, device, args.channels_last),
-                      to_tensor(hr_b, device, args.channels_last), autocast)
+    loss = train_step(run["model"], run["optimizer"], run["scheduler"], to_tensor(lr_b, device, run["channels_last"]),
+                      to_tensor(hr_b, device, run["channels_last"]), autocast)
     float(loss)  # waits for the step
     return time.perf_counter() - t0
 
@@ -148,7 +151,8 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
             "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,
             "s_per_iteration_min": min(run["times"]), "s_per_iteration_max": max(run["times"]),
             "images_per_s": s["batch_size"] / median, "msnlab_share": share,
-            "channels_last": args.channels_last, "torch_threads": torch.get_num_threads(), "peak_memory_mb": run.get("peak_mb"),
+            "channels_last": run["channels_last"], "torch_threads": torch.get_num_threads(),
+            "peak_memory_mb": run.get("peak_mb"),
             "cpu_peak_rss_mb": run.get("cpu_peak_mb"), "cpu_step_added_mb": run.get("cpu_step_mb"),
         })
     base = results[-1]["s_per_iteration_median"]  # the last mode is the reference (default: direct)
@@ -156,7 +160,7 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
         r["speedup_vs_" + args.modes[-1]] = base / r["s_per_iteration_median"]
         print(f"{config:5s} x{args.scale} batch {r['batch_size']:2d} x {r['lr_patch']}x{r['lr_patch']} "
               f"{r['attention_mode']:6s} ({r['attention_form']}, amp {args.amp}"
-              f"{', channels_last' if args.channels_last else ''}): "
+              f"{', channels_last' if r['channels_last'] else ''}): "
               f"{r['s_per_iteration_median']:.4f} s/it (min {r['s_per_iteration_min']:.4f}, max "
               f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
               f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "
@@ -193,7 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--amp", choices=("none", "bf16"), default="none")
-    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--memory-format", choices=("auto", "contiguous", "channels_last"), default="auto",
+                    help="auto (default): as the presets' channels_last: auto, i.e. channels_last on CUDA only")
     ap.add_argument("--iterations", type=int, help="timed iterations per mode (default: 3 for paper on CPU, else 10)")
     ap.add_argument("--warmup", type=int, help="untimed iterations first (default 1 on CPU, 3 on CUDA)")
     ap.add_argument("--with-load", action="store_true", help="a second training job busy on the cores meanwhile")
