@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from msnlan.models import attention
-from msnlan.models.attention import POOL, SCORE_FLOOR, resolve_attention_form, tile_elements
+from msnlan.models.attention import POOL, SCORE_FLOOR, plan_tiles, resolve_attention_form, tile_elements
 from msnlan.models.msnlab import (DEFAULT_CHUNK_ELEMENTS, MSNLAB, NonLocalBranch, attention_form, configure_attention,
                                   direct_patch_attention, patch_attention, plan_chunks)
 
@@ -148,6 +148,19 @@ class _LargestTensor(TorchDispatchMode):
             if isinstance(t, torch.Tensor) and not getattr(func, "is_view", False):
                 self.largest = max(self.largest, t.numel())
         return out
+
+
+class _FillCounter(TorchDispatchMode):
+    """Element counts of the tensors filled (zero_, fill_) while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.fill_, torch.ops.aten.zero_):
+            self.sizes.append(args[0].numel())
+        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("track_grad", [False, True])
@@ -293,6 +306,21 @@ def test_pooled_buffers_keep_their_zero_border():
         q, e, v = random_qev(batch, height, width, k, seed=height)
         with torch.no_grad():
             assert rel_err(patch_attention(q, e, v, k), reference_attention(q, e, v, k)) < 1e-10
+
+
+def test_repeated_training_steps_do_not_zero_their_padded_buffers_again():
+    """The zero-bordered softmax and score-gradient buffers come back from the pool with their
+    border intact; a scratch request of the same size must not take (and spoil) one of them."""
+    POOL.clear()
+    q, e, v = random_qev(2, 6, 5, 5, dtype=torch.float32)
+    g, tiles = plan_tiles(*q.shape, *v.shape[1:], 5)
+    padded = math.prod(tiles[0].padded_shape)
+    for t in (q, e, v):
+        t.requires_grad_()
+    patch_attention(q, e, v, 5).sum().backward()
+    with _FillCounter() as fills:
+        patch_attention(q, e, v, 5).sum().backward()
+    assert padded not in fills.sizes, fills.sizes
 
 
 def test_buffers_from_inference_mode_serve_training():

@@ -133,13 +133,17 @@ def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None
 
 def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
     """Element counts of the attention's non-MAC work (softmax over N x L; the fast form's
-    diagonal sums: k elements read per element written, two sums for the scores, two for the fold)."""
+    diagonal sums: k elements read per element written, two sums for the scores, two for the fold;
+    the scores' key-column sum writes whole padded key rows from k = 5, as the implementation does)."""
+    from ..models.attention import WIDE_COLUMN_SUM_MIN_WINDOW
+
     n, l, k = batch * b.n_queries, b.n_keys, b.k
     out = {"softmax": n * l}
     if form == "fast":
         p = k // 2
         hs, ws = b.key_size
-        written = sum(t.nb * (t.th * t.hw * hs * (ws + 2 * p) + t.th * t.tw * l
+        score_cols = hs * (ws + 2 * p) if k >= WIDE_COLUMN_SUM_MIN_WINDOW else l
+        written = sum(t.nb * (t.th * t.hw * hs * (ws + 2 * p) + t.th * t.tw * score_cols
                               + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * l)
                       for t in fast_tiles(b, batch, budget))
         out["band_sums"] = k * written
