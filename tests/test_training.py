@@ -348,14 +348,22 @@ def test_a_run_resumes_under_another_memory_format(data, tmp_path):
         run(data, out, overrides={"iterations": 4, "channels_last": True, "amp": "bf16"})
 
 
-def test_adam_is_fused_on_cuda_only():
+def test_adam_is_fused_and_a_resumed_run_keeps_its_implementation():
     from msnlan.training.engine import build_optimizer
 
     s = load_preset("paper")["settings"]
     model = torch.nn.Conv2d(3, 3, 3)
     assert build_optimizer(model, s, torch.device("cuda")).defaults["fused"] is True
     cpu = build_optimizer(model, s, torch.device("cpu"))
-    assert not cpu.defaults["fused"] and cpu.defaults["lr"] == s["lr"] and cpu.defaults["betas"] == tuple(s["betas"])
+    assert cpu.defaults["fused"] is True and cpu.defaults["lr"] == s["lr"] and cpu.defaults["betas"] == tuple(s["betas"])
+    # a checkpoint written before the optimiser was fused on the CPU resumes unfused, so the run's
+    # remaining steps round as its first ones did
+    older = torch.optim.Adam(model.parameters(), lr=s["lr"])
+    model(torch.rand(1, 3, 5, 5)).sum().backward()
+    older.step()
+    cpu.load_state_dict(older.state_dict())
+    assert not cpu.param_groups[0]["fused"]
+    cpu.step()
 
 
 def test_a_run_directory_in_use_is_refused(data, tmp_path):
