@@ -5,6 +5,9 @@ processes alternated A B A B ..., so that the machine's drift hits both alike.
 Measurements (the paper model, random weights, seed 0):
   train    one training step (L1 + Adam), x2, batch 2 of 48x48 LR patches (median of 3 after 1)
   forward  the whole network's forward pass, x2, one 64x64 LR input under no_grad (median of 3 after 1)
+  demo     one training step of the demo preset's network, x2, batch 8 of 16x16 LR patches, on one
+           thread as the default workflow's training jobs run (median of 30 after 3), with the
+           checkout's own optimiser where it has one (msnlan.training.engine.build_optimizer)
 
     git worktree add /tmp/before <commit>
     python benchmarks/compare_checkouts.py /tmp/before:fast /tmp/before:direct .:auto .:direct --what train
@@ -42,23 +45,31 @@ def child(repo: str, mode: str, what: str) -> float:
         raise SystemExit(f"imported {msnlan.__file__}, not the package of {repo}")
     torch.manual_seed(0)
     times = []
-    if what == "train":
+    if what in ("train", "demo"):
+        from msnlan.training import engine
         from msnlan.training.checkpoint import build_network
         from msnlan.training.data import PatchSampler, TrainImage, to_tensor
-        from msnlan.training.engine import train_step
         from msnlan.training.presets import load_preset
         from msnlan.variants import resolve_variant
 
-        settings = load_preset("paper")["settings"]
+        demo = what == "demo"
+        if demo:
+            torch.set_num_threads(1)
+        settings = load_preset("demo" if demo else "paper")["settings"]
         model = build_network(resolve_variant("msnlan", **settings["model"]), 2)
         configure_attention(model, mode)
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+        cpu = torch.device("cpu")
+        if demo and hasattr(engine, "build_optimizer"):
+            optimizer = engine.build_optimizer(model, settings, cpu)
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
         rng = np.random.default_rng(0)
         images = [TrainImage(f"s{i}", rng.integers(0, 256, (384, 384, 3), dtype=np.uint8),
                              rng.integers(0, 256, (192, 192, 3), dtype=np.uint8)) for i in range(4)]
-        sampler = PatchSampler(images, 2, 48, 2, seed=0)
-        cpu = torch.device("cpu")
-        for _ in range(4):
+        patch, batch, steps, skip = (16, 8, 33, 3) if demo else (48, 2, 4, 1)
+        sampler = PatchSampler(images, 2, patch, batch, seed=0)
+        train_step = engine.train_step
+        for _ in range(steps):
             lr, hr = sampler.sample()
             start = time.perf_counter()
             float(train_step(model, optimizer, None, to_tensor(lr, cpu), to_tensor(hr, cpu)))
@@ -74,13 +85,14 @@ def child(repo: str, mode: str, what: str) -> float:
                 start = time.perf_counter()
                 model(x)
                 times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        skip = 1
+    return statistics.median(times[skip:])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="*", help="CHECKOUT:ATTENTION_MODE, e.g. /tmp/before:direct .:auto")
-    ap.add_argument("--what", choices=("train", "forward"), default="train")
+    ap.add_argument("--what", choices=("train", "forward", "demo"), default="train")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--with-load", action="store_true", help="a second training job busy on the cores meanwhile")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
