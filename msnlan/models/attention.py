@@ -159,16 +159,26 @@ class _BufferPool:
         self._lock = threading.Lock()
 
     def take(self, numel: int, like: torch.Tensor, tag: object = None) -> tuple[torch.Tensor, object]:
-        """A flat buffer of at least `numel` elements of like's dtype and device, and its layout
-        tag; one whose tag equals `tag` first, then untagged ones (a scratch request must not
-        spend a zero-bordered buffer that a later request of the same size could reuse as it is),
-        the smallest that fits within each rank."""
+        """A flat buffer of at least `numel` elements of like's dtype and device, and its layout tag.
+
+        Training repeats the same requests every step, and each should get back the buffer it had,
+        so that no zero border is written twice. A scratch request (no tag) takes only an untagged
+        buffer, exactly its size first, else a new one: had it spent a zero-bordered buffer, the
+        next request for that layout would have to zero another (the demo network's k = 7 softmax
+        buffer was re-zeroed every training step, 1 ms, when scratch requests took tagged buffers).
+        A tagged request takes one with its tag first, then one of exactly its size, then the
+        smallest that fits, untagged before tagged (evaluation, whose tile layouts change from
+        image to image, zeroes a border rather than map fresh memory)."""
         if like.device.type == "cpu":
             with self._lock:
-                fits = [(0 if tag is not None and t_tag == tag else 1 if t_tag is None else 2, t.numel(), i)
-                        for i, (t, t_tag) in enumerate(self._free) if t.dtype == like.dtype and t.numel() >= numel]
+                def preference(t: torch.Tensor, t_tag: object) -> tuple:
+                    tag_rank = 0 if tag is not None and t_tag == tag else 1 if t_tag is None else 2
+                    return (tag_rank != 0, t.numel() != numel, tag_rank, t.numel())
+
+                fits = [(preference(t, t_tag), i) for i, (t, t_tag) in enumerate(self._free)
+                        if t.dtype == like.dtype and t.numel() >= numel and (tag is not None or t_tag is None)]
                 if fits:
-                    return self._free.pop(min(fits)[2])
+                    return self._free.pop(min(fits)[1])
         with torch.inference_mode(False):  # a buffer made under inference_mode could not serve training later
             return like.new_empty(max(numel, 1)), None
 
