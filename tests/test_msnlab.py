@@ -70,6 +70,16 @@ CASES = [  # batch, height, width, patch size
 ]
 
 
+@pytest.fixture(params=["row product", "band sums"])
+def score_path(request, monkeypatch):
+    """Both ways the fast form sums the scores along the query rows: by a k-times deeper product
+    (narrow keys, as in these tests and the demo network) and by band sums (the paper model)."""
+    if request.param == "band sums":
+        monkeypatch.setattr(attention, "ROW_PRODUCT_MAX_DEPTH", 0)
+    assert attention.uses_row_product(4, 3) == (request.param == "row product")
+    return request.param
+
+
 # --------------------------------------------------------------------------- equality with the references
 
 
@@ -81,7 +91,7 @@ def test_references_agree():
 
 
 @pytest.mark.parametrize("batch,height,width,k", CASES)
-def test_fast_and_direct_equal_reference_float64(batch, height, width, k):
+def test_fast_and_direct_equal_reference_float64(batch, height, width, k, score_path):
     q, e, v = random_qev(batch, height, width, k)
     ref = reference_attention(q, e, v, k)
     assert patch_attention(q, e, v, k).shape == ref.shape == (batch, 6, height, width)
@@ -90,7 +100,7 @@ def test_fast_and_direct_equal_reference_float64(batch, height, width, k):
 
 
 @pytest.mark.parametrize("batch,height,width,k", [(2, 9, 13, 7), (1, 16, 11, 5), (3, 10, 6, 3)])
-def test_fast_equals_reference_float32_within_1e4(batch, height, width, k):
+def test_fast_equals_reference_float32_within_1e4(batch, height, width, k, score_path):
     q, e, v = random_qev(batch, height, width, k, c_key=8, c_val=16, dtype=torch.float32)
     ref = reference_attention(q.double(), e.double(), v.double(), k)
     assert rel_err(patch_attention(q, e, v, k).double(), ref) < 1e-4
@@ -125,7 +135,7 @@ def whole_image_elements(batch, height, width, k):
 @pytest.mark.parametrize("batch,height,width,k,fraction", [
     (1, 30, 25, 5, 3), (2, 17, 23, 7, 2), (1, 20, 20, 3, 8), (2, 12, 12, 3, 10**9),  # 10**9: the 1 x 1 floor
 ])
-def test_tiled_equals_reference(batch, height, width, k, fraction):
+def test_tiled_equals_reference(batch, height, width, k, fraction, score_path):
     q, e, v = random_qev(batch, height, width, k)
     whole, keys_padded = whole_image_elements(1, height, width, k)
     budget = max(1, whole // fraction)
@@ -202,7 +212,7 @@ GRAD_CASES = [  # batch, height, width, patch size, budget (None: whole images)
 
 @pytest.mark.parametrize("save", [True, False], ids=["saved", "recomputed"])
 @pytest.mark.parametrize("batch,height,width,k,budget", GRAD_CASES)
-def test_gradients_equal_direct_form(batch, height, width, k, budget, save, monkeypatch):
+def test_gradients_equal_direct_form(batch, height, width, k, budget, save, monkeypatch, score_path):
     """The written-out backward pass against autograd through the direct form (float64), with
     the scores kept for the backward pass and recomputed, whole images and tiles."""
     if not save:
@@ -220,7 +230,7 @@ def test_gradients_equal_direct_form(batch, height, width, k, budget, save, monk
 
 
 @pytest.mark.parametrize("budget", [None, 20])
-def test_gradcheck_tiny(budget):
+def test_gradcheck_tiny(budget, score_path):
     q, e, v = random_qev(2, 3, 2, 3, c_key=2, c_val=2)
     inputs = tuple(t.requires_grad_() for t in (q, e, v))
     assert torch.autograd.gradcheck(lambda a, b, c: patch_attention(a, b, c, 3, max_chunk_elements=budget), inputs)

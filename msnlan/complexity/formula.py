@@ -111,9 +111,18 @@ def _planned_tiles(b: BranchShape, batch: int, budget: int) -> tuple:
     return tuple(plan_tiles(batch, b.match_channels, b.height, b.width, b.channels, hs, ws, b.k, budget)[1])
 
 
+def _row_product(b: BranchShape) -> bool:
+    from ..models.attention import uses_row_product
+
+    return uses_row_product(b.match_channels, b.k)
+
+
 def score_windows(b: BranchShape, batch: int = 1, budget=None) -> int:
-    """Query positions (padded ring included) the fast form computes pixel scores for, whole batch."""
-    return sum(t.nb * t.hh * t.hw for t in fast_tiles(b, batch, budget))
+    """Query positions (padded ring included) the fast form computes scores for, whole batch: the
+    tile and its p-pixel ring, or, where the product sums the query rows itself, the ring's
+    columns only."""
+    row_product = _row_product(b)
+    return sum(t.nb * (t.th if row_product else t.hh) * t.hw for t in fast_tiles(b, batch, budget))
 
 
 def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
@@ -123,9 +132,13 @@ def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None
         return {"scores": n * l * b.match_channels * k2, "aggregation": n * l * b.channels * k2}
     if form == "fast":
         p = b.k // 2
-        keys_padded = (b.key_size[0] + 2 * p) * (b.key_size[1] + 2 * p)
+        hs, ws = b.key_size
         tiles = fast_tiles(b, batch, budget)
-        return {"scores": sum(t.nb * t.hh * t.hw for t in tiles) * keys_padded * b.match_channels,
+        if _row_product(b):  # k row-shifted copies: a k-times deeper product onto Hs key rows
+            scores = score_windows(b, batch, budget) * hs * (ws + 2 * p) * b.match_channels * b.k
+        else:
+            scores = score_windows(b, batch, budget) * (hs + 2 * p) * (ws + 2 * p) * b.match_channels
+        return {"scores": scores,
                 "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * l * b.channels,
                 "key_norms": batch * k2 * l}
     raise ValueError(f"form must be 'fast' or 'direct', got {form!r}")
@@ -143,7 +156,8 @@ def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=
         p = k // 2
         hs, ws = b.key_size
         score_cols = hs * (ws + 2 * p) if k >= WIDE_COLUMN_SUM_MIN_WINDOW else l
-        written = sum(t.nb * (t.th * t.hw * hs * (ws + 2 * p) + t.th * t.tw * score_cols
+        score_rows = 0 if _row_product(b) else hs * (ws + 2 * p)  # summed by the product itself
+        written = sum(t.nb * (t.th * t.hw * score_rows + t.th * t.tw * score_cols
                               + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * l)
                       for t in fast_tiles(b, batch, budget))
         out["band_sums"] = k * written

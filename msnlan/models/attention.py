@@ -55,6 +55,9 @@ NORM_EPS = 1e-4
 SMALL_SUM_ELEMENTS = 2 ** 20
 #: logits below (row max - SCORE_FLOOR) are raised to it (see the module docstring)
 SCORE_FLOOR = 30.0
+#: the scores' query-row sums come out of the product itself where C' k is at most this
+#: (`_score_keys`); deeper products cost more than the sums they save
+ROW_PRODUCT_MAX_DEPTH = 80
 #: key-column sums of the scores and their gradient with windows from this size run over whole
 #: source rows (`_key_column_sum`)
 WIDE_COLUMN_SUM_MIN_WINDOW = 5
@@ -287,6 +290,11 @@ def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int
     return _diagonal_sum(rows, ws.view(name, (nb, r, tw, key_h, src_w)), 2, 4, window)[..., :key_w]
 
 
+def uses_row_product(c_key: int, patch_size: int) -> bool:
+    """Whether the score product also sums the scores along the query rows (`_score_keys`)."""
+    return patch_size > 1 and c_key * patch_size <= ROW_PRODUCT_MAX_DEPTH
+
+
 class _Geometry:
     """Sizes of one call: batch, query grid H x W, key grid Hs x Ws, channels, patch half-width p."""
 
@@ -298,6 +306,7 @@ class _Geometry:
         self.n_keys = self.key_h * self.key_w
         self.key_hp, self.key_wp = self.key_h + 2 * self.p, self.key_w + 2 * self.p
         self.n_keys_padded = self.key_hp * self.key_wp
+        self.row_product = uses_row_product(c_key, patch_size)
 
     @classmethod
     def of(cls, q: torch.Tensor, v: torch.Tensor, patch_size: int) -> "_Geometry":
@@ -414,18 +423,44 @@ def _scores_window(t: _Tile, padded: torch.Tensor) -> torch.Tensor:
     return window.reshape(t.nb, padded.shape[1], t.hh * t.hw)
 
 
-def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, e_pad: torch.Tensor, col_scale: torch.Tensor,
+def _score_keys(g: _Geometry, e: torch.Tensor) -> torch.Tensor:
+    """The keys operand of the score product: e zero-padded, (B, C', Hkp * Wkp); or, where
+    g.row_product, its k row-shifted copies stacked, (B, k C', Hs * Wkp), so that the product with
+    the queries' row-shifted copies (`_row_stacked_window`) is the scores already summed along the
+    query rows. Measured on one CPU thread against product + row sum, C' = 8: 0.30 against 0.76 ms
+    (k = 3), 0.77 / 1.54 (k = 5), 1.35 / 2.33 (k = 7) on a batch of 8 16 x 16 training patches,
+    3.9 / 12.9, 9.7 / 25.5, 25 / 37 ms on two 48 x 48 maps; C' = 16 at 48 x 48: 12.5 / 15.7 (k = 3),
+    27 / 37 ms (k = 7), but at 16 x 16 k = 7 (depth 112) 3.2 / 2.4 ms; C' = 32 (the paper model,
+    depth 96 and more) 3-19% slower at 48 x 48 and 64 x 64."""
+    e_pad = _padded(g, e)
+    if not g.row_product:
+        return e_pad.reshape(g.batch, g.c_key, g.n_keys_padded)
+    return torch.stack([e_pad[:, :, d:d + g.key_h] for d in range(g.k)], 1).reshape(
+        g.batch, g.k * g.c_key, g.key_h * g.key_wp)
+
+
+def _row_stacked_window(g: _Geometry, t: _Tile, q_pad: torch.Tensor) -> torch.Tensor:
+    """The tile's queries in k row-shifted copies, (nb, k C', th * hw) (see `_score_keys`)."""
+    rows = [q_pad[t.b0:t.b1, :, t.r0 + d:t.r0 + d + t.th, t.c0:t.c0 + t.hw] for d in range(g.k)]
+    return torch.stack(rows, 1).reshape(t.nb, g.k * g.c_key, t.th * t.hw)
+
+
+def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, keys: torch.Tensor, col_scale: torch.Tensor,
                       ws: _Workspace, z: torch.Tensor, a_pad: torch.Tensor) -> None:
     """Fill z with the tile's scaled patch scores and a_pad's interior with their floored softmax.
 
-    z: (nb, th, tw, Hs, Ws), in its own buffer or in ws["y"]; a_pad: zero-bordered (t.padded_shape).
-    Uses ws buffers "x", "y".
+    keys: `_score_keys`; z: (nb, th, tw, Hs, Ws), in its own buffer or in ws["y"]; a_pad:
+    zero-bordered (t.padded_shape). Uses ws buffers "x", "y".
     """
     nb, k = t.nb, g.k
-    scores = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
-    torch.bmm(_scores_window(t, q_pad).transpose(1, 2), e_pad[t.b0:t.b1], out=scores)
     rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
-    _diagonal_sum(scores.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
+    if g.row_product:
+        torch.bmm(_row_stacked_window(g, t, q_pad).transpose(1, 2), keys[t.b0:t.b1],
+                  out=rows.view(nb, t.th * t.hw, g.key_h * g.key_wp))
+    else:
+        scores = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
+        torch.bmm(_scores_window(t, q_pad).transpose(1, 2), keys[t.b0:t.b1], out=scores)
+        _diagonal_sum(scores.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
     torch.mul(_key_column_sum(rows, ws, "x", k), col_scale[t.b0:t.b1], out=z)  # the rows are spent
     flat = z.view(nb, t.th * t.tw, g.n_keys)
     attn = ws.view("y", flat.shape)
@@ -455,7 +490,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
     """The fast form's forward pass: (output, per tile a Workspace holding z, a_pad and the fold
     weights "w" for the backward pass, or None). col_scale: (B, Hs, Ws)."""
     q_pad = _padded(g, q)
-    e_pad = _padded(g, e).reshape(g.batch, g.c_key, g.n_keys_padded)
+    keys = _score_keys(g, e)
     v_flat = v.reshape(g.batch, g.c_val, g.n_keys)
     col_scale = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
     out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
@@ -471,7 +506,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
             else:  # the rows in "y" are spent once z is written
                 z = ws.view("y", z_shape)
                 a_pad = ws.padded("a", t.padded_shape, t.interior)
-            _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
+            _softmax_products(g, t, q_pad, keys, col_scale, ws, z, a_pad)
             weights = _fold_weights(g, t, a_pad, ws, keep if save else ws, "w" if save else "y")
             contrib = torch.bmm(v_flat[t.b0:t.b1], weights.transpose(1, 2))
             out[t.b0:t.b1, :, t.o0:t.o1, t.oc0:t.oc1] += contrib.view(t.nb, g.c_val, t.oh, t.ow)
@@ -480,7 +515,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
     return out, (saved if save else None)
 
 
-def _backward(g: _Geometry, plan, q, e, q_pad, e_pad, v_pad, col_scale, saved, grad_out):
+def _backward(g: _Geometry, plan, q, e, q_pad, keys, v_pad, col_scale, saved, grad_out):
     """Gradients of the fast form with respect to q, e, v and the column scale."""
     p, k = g.p, g.k
     grad_q = torch.zeros_like(q)
@@ -501,7 +536,7 @@ def _backward(g: _Geometry, plan, q, e, q_pad, e_pad, v_pad, col_scale, saved, g
                 weights = keep.view("w", (nb, t.oh * t.ow, g.n_keys))
             else:
                 z, a_pad = ws.view("z", z_shape), ws.padded("a", t.padded_shape, t.interior)
-                _softmax_products(g, t, q_pad, e_pad, col_scale, ws, z, a_pad)
+                _softmax_products(g, t, q_pad, keys, col_scale, ws, z, a_pad)
                 weights = _fold_weights(g, t, a_pad, ws, ws, "y")
             attn = a_pad[t.interior]
             grad_win = grad_out[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_val, t.oh * t.ow)
@@ -556,12 +591,12 @@ class _PatchAttention(torch.autograd.Function):
         g = ctx.geometry
         with torch.no_grad(), _autocast_off(q.device.type):
             q_pad = _padded(g, q)
-            e_pad = _padded(g, e).reshape(g.batch, g.c_key, g.n_keys_padded)
             v_pad = _padded(g, v)
             scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
             saved, ctx.saved_tiles = ctx.saved_tiles, None  # a second backward pass recomputes
+            keys = _score_keys(g, e) if saved is None else None  # only a recomputation needs them
             try:
-                grads = _backward(g, ctx.plan, q, e, q_pad, e_pad, v_pad, scale5, saved, grad_out.contiguous())
+                grads = _backward(g, ctx.plan, q, e, q_pad, keys, v_pad, scale5, saved, grad_out.contiguous())
             finally:
                 for keep in saved or ():
                     keep.release()
