@@ -126,7 +126,8 @@ def score_windows(b: BranchShape, batch: int = 1, budget=None) -> int:
 
 
 def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
-    """MACs of one branch's attention for a batch: {'scores', 'aggregation'[, 'key_norms']}."""
+    """MACs of one branch's attention for a batch: {'scores', 'aggregation'} (the fast form's
+    key-patch norms are window sums, elementwise work: `branch_attention_elements`)."""
     n, l, k2 = batch * b.n_queries, b.n_keys, b.k * b.k
     if form == "direct":
         return {"scores": n * l * b.match_channels * k2, "aggregation": n * l * b.channels * k2}
@@ -139,8 +140,7 @@ def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None
         else:
             scores = score_windows(b, batch, budget) * (hs + 2 * p) * (ws + 2 * p) * b.match_channels
         return {"scores": scores,
-                "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * l * b.channels,
-                "key_norms": batch * k2 * l}
+                "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * l * b.channels}
     raise ValueError(f"form must be 'fast' or 'direct', got {form!r}")
 
 
@@ -161,6 +161,7 @@ def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=
                               + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * l)
                       for t in fast_tiles(b, batch, budget))
         out["band_sums"] = k * written
+        out["key_norms"] = batch * k * k * l  # window sums of the squared keys (an average pool)
     else:
         out["fold"] = n * b.channels * k * k
     return out

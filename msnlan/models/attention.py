@@ -611,11 +611,15 @@ def _autocast_off(device_type: str):
 
 
 def key_patch_norms(e: torch.Tensor, patch_size: int, eps: float = NORM_EPS) -> torch.Tensor:
-    """L2 norm of every zero-padded k x k patch of e, clamped below at `eps`: (B, Hs, Ws)."""
+    """L2 norm of every zero-padded k x k patch of e, clamped below at `eps`: (B, Hs, Ws).
+
+    The window sums are an average pool times k^2 (zeros counted): forward and backward 0.26
+    against 0.78 ms for a convolution with a k x k kernel of ones at k = 7 on a batch of 8 20 x 20
+    keys (one CPU thread), 1.1 against 2.4 ms on two 52 x 52 maps."""
     p = patch_size // 2
     energy = e.pow(2).sum(dim=1, keepdim=True)
-    ones = energy.new_ones(1, 1, patch_size, patch_size)
-    return F.conv2d(energy, ones, padding=p)[:, 0].clamp_min(0).sqrt().clamp_min(eps)
+    sums = F.avg_pool2d(energy, patch_size, stride=1, padding=p, count_include_pad=True) * (patch_size * patch_size)
+    return sums[:, 0].clamp_min(0).sqrt().clamp_min(eps)
 
 
 def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_size: int,
