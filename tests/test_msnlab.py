@@ -70,13 +70,17 @@ CASES = [  # batch, height, width, patch size
 ]
 
 
-@pytest.fixture(params=["row product", "band sums"])
+@pytest.fixture(params=["row products", "band sums", "mixed"])
 def score_path(request, monkeypatch):
-    """Both ways the fast form sums the scores along the query rows: by a k-times deeper product
-    (narrow keys, as in these tests and the demo network) and by band sums (the paper model)."""
+    """The ways the fast form sums a product along the query rows: by a k-times deeper product
+    (narrow channels, as in these tests and the demo network), by band sums (the paper model),
+    and the scores one way and the backward pass's value product the other (c_key 4, c_val 6)."""
     if request.param == "band sums":
         monkeypatch.setattr(attention, "ROW_PRODUCT_MAX_DEPTH", 0)
-    assert attention.uses_row_product(4, 3) == (request.param == "row product")
+    elif request.param == "mixed":
+        monkeypatch.setattr(attention, "uses_row_product", lambda channels, k: channels <= 4)
+    assert attention.uses_row_product(4, 3) == (request.param != "band sums")
+    assert attention.uses_row_product(6, 3) == (request.param == "row products")
     return request.param
 
 

@@ -55,8 +55,9 @@ NORM_EPS = 1e-4
 SMALL_SUM_ELEMENTS = 2 ** 20
 #: logits below (row max - SCORE_FLOOR) are raised to it (see the module docstring)
 SCORE_FLOOR = 30.0
-#: the scores' query-row sums come out of the product itself where C' k is at most this
-#: (`_score_keys`); deeper products cost more than the sums they save
+#: a product summed along the query rows (the scores; in the backward pass the gradient of the
+#: fold weights) comes out of the product itself where channels x k is at most this
+#: (`_row_operand`); deeper products cost more than the sums they save
 ROW_PRODUCT_MAX_DEPTH = 80
 #: key-column sums of the scores and their gradient with windows from this size run over whole
 #: source rows (`_key_column_sum`)
@@ -290,9 +291,9 @@ def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int
     return _diagonal_sum(rows, ws.view(name, (nb, r, tw, key_h, src_w)), 2, 4, window)[..., :key_w]
 
 
-def uses_row_product(c_key: int, patch_size: int) -> bool:
-    """Whether the score product also sums the scores along the query rows (`_score_keys`)."""
-    return patch_size > 1 and c_key * patch_size <= ROW_PRODUCT_MAX_DEPTH
+def uses_row_product(channels: int, patch_size: int) -> bool:
+    """Whether a product over `channels` also sums along the query rows (`_row_operand`)."""
+    return patch_size > 1 and channels * patch_size <= ROW_PRODUCT_MAX_DEPTH
 
 
 class _Geometry:
@@ -306,7 +307,8 @@ class _Geometry:
         self.n_keys = self.key_h * self.key_w
         self.key_hp, self.key_wp = self.key_h + 2 * self.p, self.key_w + 2 * self.p
         self.n_keys_padded = self.key_hp * self.key_wp
-        self.row_product = uses_row_product(c_key, patch_size)
+        self.row_product = uses_row_product(c_key, patch_size)  # the scores (queries . keys)
+        self.row_product_values = uses_row_product(c_val, patch_size)  # output gradient . values
 
     @classmethod
     def of(cls, q: torch.Tensor, v: torch.Tensor, patch_size: int) -> "_Geometry":
@@ -423,44 +425,55 @@ def _scores_window(t: _Tile, padded: torch.Tensor) -> torch.Tensor:
     return window.reshape(t.nb, padded.shape[1], t.hh * t.hw)
 
 
-def _score_keys(g: _Geometry, e: torch.Tensor) -> torch.Tensor:
-    """The keys operand of the score product: e zero-padded, (B, C', Hkp * Wkp); or, where
-    g.row_product, its k row-shifted copies stacked, (B, k C', Hs * Wkp), so that the product with
-    the queries' row-shifted copies (`_row_stacked_window`) is the scores already summed along the
-    query rows. Measured on one CPU thread against product + row sum, C' = 8: 0.30 against 0.76 ms
-    (k = 3), 0.77 / 1.54 (k = 5), 1.35 / 2.33 (k = 7) on a batch of 8 16 x 16 training patches,
-    3.9 / 12.9, 9.7 / 25.5, 25 / 37 ms on two 48 x 48 maps; C' = 16 at 48 x 48: 12.5 / 15.7 (k = 3),
-    27 / 37 ms (k = 7), but at 16 x 16 k = 7 (depth 112) 3.2 / 2.4 ms; C' = 32 (the paper model,
-    depth 96 and more) 3-19% slower at 48 x 48 and 64 x 64."""
-    e_pad = _padded(g, e)
-    if not g.row_product:
-        return e_pad.reshape(g.batch, g.c_key, g.n_keys_padded)
-    return torch.stack([e_pad[:, :, d:d + g.key_h] for d in range(g.k)], 1).reshape(
-        g.batch, g.k * g.c_key, g.key_h * g.key_wp)
+def _row_operand(g: _Geometry, x: torch.Tensor, row_product: bool) -> torch.Tensor:
+    """The right operand of a row-summed product (`_row_summed_product`) from x (B, C, Hs, Ws), the
+    keys or the values: x zero-padded, (B, C, Hkp * Wkp); or, with `row_product`, its k row-shifted
+    copies stacked, (B, k C, Hs * Wkp), whose product with the left side's row-shifted copies
+    (`_row_stacked_window`) is the product already summed along the query rows. Measured on one
+    CPU thread against product + row sum, C = 8: 0.30 against 0.76 ms (k = 3), 0.77 / 1.54
+    (k = 5), 1.35 / 2.33 (k = 7) on a batch of 8 16 x 16 training patches, 3.9 / 12.9, 9.7 / 25.5,
+    25 / 37 ms on two 48 x 48 maps; C = 16 at 48 x 48: 12.5 / 15.7 (k = 3), 27 / 37 ms (k = 7), but
+    at 16 x 16 k = 7 (depth 112) 3.2 / 2.4 ms; C = 32 (the paper model's keys, depth 96 and more)
+    3-19% slower at 48 x 48 and 64 x 64."""
+    x_pad = _padded(g, x)
+    if not row_product:
+        return x_pad.reshape(g.batch, x.shape[1], g.n_keys_padded)
+    return torch.stack([x_pad[:, :, d:d + g.key_h] for d in range(g.k)], 1).reshape(
+        g.batch, g.k * x.shape[1], g.key_h * g.key_wp)
 
 
-def _row_stacked_window(g: _Geometry, t: _Tile, q_pad: torch.Tensor) -> torch.Tensor:
-    """The tile's queries in k row-shifted copies, (nb, k C', th * hw) (see `_score_keys`)."""
-    rows = [q_pad[t.b0:t.b1, :, t.r0 + d:t.r0 + d + t.th, t.c0:t.c0 + t.hw] for d in range(g.k)]
-    return torch.stack(rows, 1).reshape(t.nb, g.k * g.c_key, t.th * t.hw)
+def _row_stacked_window(g: _Geometry, t: _Tile, padded: torch.Tensor) -> torch.Tensor:
+    """The tile's rows of a p-padded map in k row-shifted copies, (nb, k C, th * hw)."""
+    rows = [padded[t.b0:t.b1, :, t.r0 + d:t.r0 + d + t.th, t.c0:t.c0 + t.hw] for d in range(g.k)]
+    return torch.stack(rows, 1).reshape(t.nb, g.k * padded.shape[1], t.th * t.hw)
+
+
+def _row_summed_product(g: _Geometry, t: _Tile, padded: torch.Tensor, operand: torch.Tensor, row_product: bool,
+                        ws: _Workspace) -> torch.Tensor:
+    """R(i, j) = sum_d S(i + d row, j + d row), S the product of the tile's score window of
+    `padded` (queries, or output gradients) with `operand` (`_row_operand`) over channels:
+    (nb, th, hw, Hs, Wkp) in ws["y"] (ws["x"] holds the product where band sums follow)."""
+    nb = t.nb
+    rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
+    if row_product:
+        torch.bmm(_row_stacked_window(g, t, padded).transpose(1, 2), operand[t.b0:t.b1],
+                  out=rows.view(nb, t.th * t.hw, g.key_h * g.key_wp))
+    else:
+        product = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
+        torch.bmm(_scores_window(t, padded).transpose(1, 2), operand[t.b0:t.b1], out=product)
+        _diagonal_sum(product.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, g.k)
+    return rows
 
 
 def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, keys: torch.Tensor, col_scale: torch.Tensor,
                       ws: _Workspace, z: torch.Tensor, a_pad: torch.Tensor) -> None:
     """Fill z with the tile's scaled patch scores and a_pad's interior with their floored softmax.
 
-    keys: `_score_keys`; z: (nb, th, tw, Hs, Ws), in its own buffer or in ws["y"]; a_pad:
-    zero-bordered (t.padded_shape). Uses ws buffers "x", "y".
+    keys: `_row_operand` of the keys; z: (nb, th, tw, Hs, Ws), in its own buffer or in ws["y"];
+    a_pad: zero-bordered (t.padded_shape). Uses ws buffers "x", "y".
     """
     nb, k = t.nb, g.k
-    rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
-    if g.row_product:
-        torch.bmm(_row_stacked_window(g, t, q_pad).transpose(1, 2), keys[t.b0:t.b1],
-                  out=rows.view(nb, t.th * t.hw, g.key_h * g.key_wp))
-    else:
-        scores = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
-        torch.bmm(_scores_window(t, q_pad).transpose(1, 2), keys[t.b0:t.b1], out=scores)
-        _diagonal_sum(scores.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
+    rows = _row_summed_product(g, t, q_pad, keys, g.row_product, ws)
     torch.mul(_key_column_sum(rows, ws, "x", k), col_scale[t.b0:t.b1], out=z)  # the rows are spent
     flat = z.view(nb, t.th * t.tw, g.n_keys)
     attn = ws.view("y", flat.shape)
@@ -490,7 +503,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
     """The fast form's forward pass: (output, per tile a Workspace holding z, a_pad and the fold
     weights "w" for the backward pass, or None). col_scale: (B, Hs, Ws)."""
     q_pad = _padded(g, q)
-    keys = _score_keys(g, e)
+    keys = _row_operand(g, e, g.row_product)
     v_flat = v.reshape(g.batch, g.c_val, g.n_keys)
     col_scale = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
     out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
@@ -515,16 +528,16 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
     return out, (saved if save else None)
 
 
-def _backward(g: _Geometry, plan, q, e, q_pad, keys, v_pad, col_scale, saved, grad_out):
+def _backward(g: _Geometry, plan, q, e, v, q_pad, keys, col_scale, saved, grad_out):
     """Gradients of the fast form with respect to q, e, v and the column scale."""
     p, k = g.p, g.k
     grad_q = torch.zeros_like(q)
     grad_e = e.new_zeros(g.batch, g.c_key, g.n_keys)
-    grad_v = v_pad.new_zeros(g.batch, g.c_val, g.n_keys)
+    grad_v = v.new_zeros(g.batch, g.c_val, g.n_keys)
     grad_scale = col_scale.new_zeros(g.batch, g.key_h, g.key_w)
     grad_pad = _padded(g, grad_out)
     e_flat = e.reshape(g.batch, g.c_key, g.n_keys)
-    vp_flat = v_pad.reshape(g.batch, g.c_val, g.n_keys_padded)
+    values = _row_operand(g, v, g.row_product_values)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
     try:
         for index, t in enumerate(_tiles(g, *plan)):
@@ -542,10 +555,7 @@ def _backward(g: _Geometry, plan, q, e, q_pad, keys, v_pad, col_scale, saved, gr
             grad_win = grad_out[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_val, t.oh * t.ow)
             grad_v[b0:b1] += torch.bmm(grad_win, weights)
             # dL/dA: the adjoint band sum of dL/dW, with dL/dW on the score window and padded keys
-            grad_w = ws.view("x", (nb, t.hh * t.hw, g.n_keys_padded))
-            torch.bmm(_scores_window(t, grad_pad).transpose(1, 2), vp_flat[b0:b1], out=grad_w)
-            rows = ws.view("y", (nb, t.th, t.hw, g.key_h, g.key_wp))
-            _diagonal_sum(grad_w.view(nb, t.hh, t.hw, g.key_hp, g.key_wp), rows, 1, 3, k)
+            rows = _row_summed_product(g, t, grad_pad, values, g.row_product_values, ws)
             # softmax: dL/dZ = A (dL/dA - sum_j A dL/dA)
             grad_z = torch.mul(_key_column_sum(rows, ws, "x", k), attn, out=ws.view("w", z_shape))
             row_dot = grad_z.sum(dim=(-2, -1), keepdim=True)
@@ -568,7 +578,7 @@ def _backward(g: _Geometry, plan, q, e, q_pad, keys, v_pad, col_scale, saved, gr
                 nb, g.c_key, t.oh, t.ow)
     finally:
         ws.release()
-    return grad_q, grad_e.view_as(e), grad_v.view(g.batch, g.c_val, g.key_h, g.key_w), grad_scale
+    return grad_q, grad_e.view_as(e), grad_v.view_as(v), grad_scale
 
 
 class _PatchAttention(torch.autograd.Function):
@@ -591,12 +601,11 @@ class _PatchAttention(torch.autograd.Function):
         g = ctx.geometry
         with torch.no_grad(), _autocast_off(q.device.type):
             q_pad = _padded(g, q)
-            v_pad = _padded(g, v)
             scale5 = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
             saved, ctx.saved_tiles = ctx.saved_tiles, None  # a second backward pass recomputes
-            keys = _score_keys(g, e) if saved is None else None  # only a recomputation needs them
+            keys = _row_operand(g, e, g.row_product) if saved is None else None  # only a recomputation needs them
             try:
-                grads = _backward(g, ctx.plan, q, e, q_pad, keys, v_pad, scale5, saved, grad_out.contiguous())
+                grads = _backward(g, ctx.plan, q, e, v, q_pad, keys, scale5, saved, grad_out.contiguous())
             finally:
                 for keep in saved or ():
                     keep.release()
