@@ -12,8 +12,11 @@ super-resolution" (Signal Processing 2023).
       P(i, j) = sum_{d in [-p, p]^2} S(i + d, j + d),   S(i, j) = <q(i), e(j)>,
   zero outside the grids. With q and e zero-padded by p, one C/2-deep product gives S on the
   padded grids (zeros in the border for free), and each axis's diagonal sum is ONE reduction
-  over a strided view (`_diagonal_sum`): no shifted slice-adds, no zero-filling. The fold is
-  the adjoint of the same structure, so it is the same kind of sum over the padded softmax.
+  over a strided view (`_diagonal_sum`): no shifted slice-adds, no zero-filling. Where the
+  channels are few (C/2 k <= ROW_PRODUCT_MAX_DEPTH, e.g. the demo network), the sum along the
+  query rows comes out of the product instead: k row-shifted copies of q and e make it k times
+  deeper (`_row_summed_product`). The fold is the adjoint of the same structure, so it is the
+  same kind of sum over the padded softmax.
   The backward pass is written out (`_PatchAttention`): its band sums are again diagonal sums
   and its buffers are reused, so autograd never builds full-size zero tensors.
 * `resolve_attention_form`: what `attention_mode: auto` runs on a device (a measured rule).
