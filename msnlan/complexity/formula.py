@@ -117,6 +117,15 @@ def _row_product(b: BranchShape) -> bool:
     return uses_row_product(b.match_channels, b.k)
 
 
+def _wide_key_count(b: BranchShape) -> int:
+    """Keys per row of the fast form's key-column sums and fold products: whole padded key rows
+    from WIDE_COLUMN_SUM_MIN_WINDOW (msnlan.models.attention._key_column_sum), else the keys."""
+    from ..models.attention import WIDE_COLUMN_SUM_MIN_WINDOW
+
+    hs, ws = b.key_size
+    return hs * (ws + 2 * (b.k // 2)) if b.k >= WIDE_COLUMN_SUM_MIN_WINDOW else b.n_keys
+
+
 def score_windows(b: BranchShape, batch: int = 1, budget=None) -> int:
     """Query positions (padded ring included) the fast form computes scores for, whole batch: the
     tile and its p-pixel ring, or, where the product sums the query rows itself, the ring's
@@ -139,26 +148,25 @@ def branch_attention_macs(b: BranchShape, form: str, batch: int = 1, budget=None
             scores = score_windows(b, batch, budget) * hs * (ws + 2 * p) * b.match_channels * b.k
         else:
             scores = score_windows(b, batch, budget) * (hs + 2 * p) * (ws + 2 * p) * b.match_channels
+        wide_keys = _wide_key_count(b)  # the fold weights' extra columns meet zero values
         return {"scores": scores,
-                "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * l * b.channels}
+                "aggregation": sum(t.nb * t.oh * t.ow for t in tiles) * wide_keys * b.channels}
     raise ValueError(f"form must be 'fast' or 'direct', got {form!r}")
 
 
 def branch_attention_elements(b: BranchShape, form: str, batch: int = 1, budget=None) -> dict:
     """Element counts of the attention's non-MAC work (softmax over N x L; the fast form's
     diagonal sums: k elements read per element written, two sums for the scores, two for the fold;
-    the scores' key-column sum writes whole padded key rows from k = 5, as the implementation does)."""
-    from ..models.attention import WIDE_COLUMN_SUM_MIN_WINDOW
-
+    the key-column sums write whole padded key rows from k = 5, as the implementation does)."""
     n, l, k = batch * b.n_queries, b.n_keys, b.k
     out = {"softmax": n * l}
     if form == "fast":
         p = k // 2
         hs, ws = b.key_size
-        score_cols = hs * (ws + 2 * p) if k >= WIDE_COLUMN_SUM_MIN_WINDOW else l
+        wide_keys = _wide_key_count(b)
         score_rows = 0 if _row_product(b) else hs * (ws + 2 * p)  # summed by the product itself
-        written = sum(t.nb * (t.th * t.hw * score_rows + t.th * t.tw * score_cols
-                              + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * l)
+        written = sum(t.nb * (t.th * t.hw * score_rows + t.th * t.tw * wide_keys
+                              + t.oh * (t.ow + 2 * p) * hs * (ws + 2 * p) + t.oh * t.ow * wide_keys)
                       for t in fast_tiles(b, batch, budget))
         out["band_sums"] = k * written
         out["key_norms"] = batch * k * k * l  # window sums of the squared keys (an average pool)

@@ -232,6 +232,13 @@ class _Workspace:
         self.tags[name] = None  # any contents from now on
         return out
 
+    def view_zero_slack(self, name: str, shape: tuple[int, ...], slack: int) -> torch.Tensor:
+        """`view`, with the `slack` elements after it zeroed (read, but discarded, by a wide
+        key-column sum: they must be finite)."""
+        numel = math.prod(shape)
+        self._flat(name, (numel + slack,))[numel:].zero_()
+        return self.view(name, shape)
+
     def padded(self, name: str, shape: tuple[int, ...], interior: tuple[slice, ...]) -> torch.Tensor:
         layout = (shape, tuple((s.start, s.stop) for s in interior))
         out = self._flat(name, shape, layout)
@@ -274,9 +281,12 @@ def _diagonal_sum(src: torch.Tensor, out: torch.Tensor, q_axis: int, k_axis: int
     return torch.sum(view, dim=-1, out=out)
 
 
-def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int) -> torch.Tensor:
+def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int,
+                    keep_wide: bool = False) -> torch.Tensor:
     """The diagonal sum along (query columns, key columns) of rows (nb, R, hw, Hk, Wk + window - 1),
-    written into ws[name]: a (nb, R, hw - window + 1, Hk, Wk) tensor, not always contiguous.
+    written into ws[name]: a (nb, R, hw - window + 1, Hk, Wk) tensor, not always contiguous; with
+    `keep_wide`, the contiguous (nb, R, hw - window + 1, Hk, g.key_ww) tensor whose columns beyond
+    Wk are finite but meaningless (a product with zero-extended keys discards them, `_wide_keys`).
 
     From WIDE_COLUMN_SUM_MIN_WINDOW the sum is written over whole source rows of Wk + window - 1
     columns (the last window - 1 of each row are discarded): the output's rows then continue into
@@ -285,13 +295,15 @@ def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int
     against 1.41 ms at k = 5 on a batch of 8 16 x 16 training patches; 41 against 65 ms at k = 7 on
     a 64 x 64 map). A discarded column reads past its row, the last one up to window - 1 elements
     past `rows`, whose buffer holds that slack (`_workspace_sizes`). Below that window, adds into a
-    compact output are faster (0.55 against 0.68 ms at k = 3).
+    compact output are faster (0.55 against 0.68 ms at k = 3). The fold weights' sum kept wide:
+    14 against 27 ms at k = 5, 18 against 22 ms at k = 7, on one 60 x 48 validation image.
     """
     nb, r, hw, key_h, src_w = rows.shape
     tw, key_w = hw - window + 1, src_w - window + 1
     if window < WIDE_COLUMN_SUM_MIN_WINDOW:
         return _diagonal_sum(rows, ws.view(name, (nb, r, tw, key_h, key_w)), 2, 4, window)
-    return _diagonal_sum(rows, ws.view(name, (nb, r, tw, key_h, src_w)), 2, 4, window)[..., :key_w]
+    wide = _diagonal_sum(rows, ws.view(name, (nb, r, tw, key_h, src_w)), 2, 4, window)
+    return wide if keep_wide else wide[..., :key_w]
 
 
 def uses_row_product(channels: int, patch_size: int) -> bool:
@@ -312,6 +324,9 @@ class _Geometry:
         self.n_keys_padded = self.key_hp * self.key_wp
         self.row_product = uses_row_product(c_key, patch_size)  # the scores (queries . keys)
         self.row_product_values = uses_row_product(c_val, patch_size)  # output gradient . values
+        # fold weights and their gradient span whole padded key rows from WIDE_COLUMN_SUM_MIN_WINDOW
+        self.key_ww = self.key_wp if patch_size >= WIDE_COLUMN_SUM_MIN_WINDOW else self.key_w
+        self.n_keys_wide = self.key_h * self.key_ww
 
     @classmethod
     def of(cls, q: torch.Tensor, v: torch.Tensor, patch_size: int) -> "_Geometry":
@@ -353,8 +368,8 @@ def _workspace_sizes(g: _Geometry, tiles: Iterable[_Tile]) -> dict[str, int]:
         nb, p = t.nb, g.p
         window = nb * t.hh * t.hw * g.n_keys_padded
         scores = nb * t.th * t.tw * g.n_keys
-        out_rows = nb * t.oh * (t.ow + 2 * p) * g.key_h * g.key_wp
-        out_window = nb * t.oh * t.ow * g.n_keys
+        out_rows = nb * t.oh * (t.ow + 2 * p) * g.key_h * g.key_wp + g.k  # + the wide sum's slack
+        out_window = nb * t.oh * t.ow * g.n_keys_wide
         padded = math.prod(t.padded_shape)
         # y holds the rows that _key_column_sum reads up to k - 1 elements past
         need = {"x": max(window, scores, out_rows), "y": max(nb * t.th * t.hw * g.key_h * g.key_wp + g.k, scores, out_window),
@@ -485,16 +500,27 @@ def _softmax_products(g: _Geometry, t: _Tile, q_pad: torch.Tensor, keys: torch.T
     a_pad[t.interior].copy_(attn.view(z.shape))
 
 
-def _fold_weights(g: _Geometry, t: _Tile, a_pad: torch.Tensor, ws: _Workspace, dest: _Workspace,
-                  name: str) -> torch.Tensor:
-    """W(a, b) = sum_d A(a - d, b - d) on the output window: (nb, oh * ow, L) in dest[name]
-    (ws["x"] holds the row sums)."""
+def _band_summed_window(g: _Geometry, t: _Tile, padded: torch.Tensor, ws: _Workspace, dest: _Workspace,
+                        name: str) -> torch.Tensor:
+    """Both diagonal sums of a zero-bordered (t.padded_shape) buffer onto the output window,
+    (nb, oh * ow, Hs * key_ww) in dest[name], over wide key rows (`_key_column_sum`, `_wide_keys`);
+    ws["x"] holds the row sums. Of the padded softmax: the fold weights
+    W(a, b) = sum_d A(a - d, b - d); of the padded score gradient: its adjoint band sum."""
     nb, k = t.nb, g.k
-    rows = ws.view("x", (nb, t.oh, t.ow + 2 * g.p, g.key_h, g.key_wp))
-    _diagonal_sum(a_pad, rows, 1, 3, k)
-    weights = dest.view(name, (nb, t.oh, t.ow, g.key_h, g.key_w))
-    _diagonal_sum(rows, weights, 2, 4, k)
-    return weights.view(nb, t.oh * t.ow, g.n_keys)
+    rows = ws.view_zero_slack("x", (nb, t.oh, t.ow + 2 * g.p, g.key_h, g.key_wp), k)
+    _diagonal_sum(padded, rows, 1, 3, k)
+    return _key_column_sum(rows, dest, name, k, keep_wide=True).view(nb, t.oh * t.ow, g.n_keys_wide)
+
+
+def _wide_keys(g: _Geometry, x: torch.Tensor) -> torch.Tensor:
+    """A key map (B, C, Hs, Ws) with zero columns appended to key_ww: (B, C, Hs * key_ww), the
+    operand of products with wide fold weights (their extra columns multiply zeros)."""
+    return F.pad(x, (0, g.key_ww - g.key_w)).reshape(x.shape[0], x.shape[1], g.n_keys_wide)
+
+
+def _narrow_keys(g: _Geometry, x: torch.Tensor) -> torch.Tensor:
+    """(B, C, Hs * key_ww) -> the key map (B, C, Hs, Ws) (a view)."""
+    return x.view(x.shape[0], x.shape[1], g.key_h, g.key_ww)[..., :g.key_w]
 
 
 def _padded(g: _Geometry, x: torch.Tensor) -> torch.Tensor:
@@ -507,7 +533,7 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
     weights "w" for the backward pass, or None). col_scale: (B, Hs, Ws)."""
     q_pad = _padded(g, q)
     keys = _row_operand(g, e, g.row_product)
-    v_flat = v.reshape(g.batch, g.c_val, g.n_keys)
+    v_wide = _wide_keys(g, v)
     col_scale = col_scale.view(g.batch, 1, 1, g.key_h, g.key_w)
     out = q_pad.new_zeros(g.batch, g.c_val, g.height, g.width)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
@@ -523,8 +549,8 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
                 z = ws.view("y", z_shape)
                 a_pad = ws.padded("a", t.padded_shape, t.interior)
             _softmax_products(g, t, q_pad, keys, col_scale, ws, z, a_pad)
-            weights = _fold_weights(g, t, a_pad, ws, keep if save else ws, "w" if save else "y")
-            contrib = torch.bmm(v_flat[t.b0:t.b1], weights.transpose(1, 2))
+            weights = _band_summed_window(g, t, a_pad, ws, keep if save else ws, "w" if save else "y")
+            contrib = torch.bmm(v_wide[t.b0:t.b1], weights.transpose(1, 2))
             out[t.b0:t.b1, :, t.o0:t.o1, t.oc0:t.oc1] += contrib.view(t.nb, g.c_val, t.oh, t.ow)
     finally:
         ws.release()
@@ -533,13 +559,13 @@ def _forward(g: _Geometry, plan: tuple[int, int, int], q, e, v, col_scale, save:
 
 def _backward(g: _Geometry, plan, q, e, v, q_pad, keys, col_scale, saved, grad_out):
     """Gradients of the fast form with respect to q, e, v and the column scale."""
-    p, k = g.p, g.k
+    k = g.k
     grad_q = torch.zeros_like(q)
-    grad_e = e.new_zeros(g.batch, g.c_key, g.n_keys)
-    grad_v = v.new_zeros(g.batch, g.c_val, g.n_keys)
+    grad_e = e.new_zeros(g.batch, g.c_key, g.n_keys_wide)  # over wide key rows until the end
+    grad_v = v.new_zeros(g.batch, g.c_val, g.n_keys_wide)
     grad_scale = col_scale.new_zeros(g.batch, g.key_h, g.key_w)
     grad_pad = _padded(g, grad_out)
-    e_flat = e.reshape(g.batch, g.c_key, g.n_keys)
+    e_wide = _wide_keys(g, e)
     values = _row_operand(g, v, g.row_product_values)
     ws = _Workspace(q_pad, _workspace_sizes(g, _tiles(g, *plan)))
     try:
@@ -549,11 +575,11 @@ def _backward(g: _Geometry, plan, q, e, v, q_pad, keys, col_scale, saved, grad_o
             if saved is not None:
                 keep = saved[index]
                 z, a_pad = keep.view("z", z_shape), keep.padded("a", t.padded_shape, t.interior)
-                weights = keep.view("w", (nb, t.oh * t.ow, g.n_keys))
+                weights = keep.view("w", (nb, t.oh * t.ow, g.n_keys_wide))
             else:
                 z, a_pad = ws.view("z", z_shape), ws.padded("a", t.padded_shape, t.interior)
                 _softmax_products(g, t, q_pad, keys, col_scale, ws, z, a_pad)
-                weights = _fold_weights(g, t, a_pad, ws, ws, "y")
+                weights = _band_summed_window(g, t, a_pad, ws, ws, "y")
             attn = a_pad[t.interior]
             grad_win = grad_out[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_val, t.oh * t.ow)
             grad_v[b0:b1] += torch.bmm(grad_win, weights)
@@ -570,18 +596,14 @@ def _backward(g: _Geometry, plan, q, e, v, q_pad, keys, col_scale, saved, grad_o
             # dL/dS: the adjoint band sum of dL/dP = dL/dZ * s, on the output window's queries
             grad_p = ws.padded("g", t.padded_shape, t.interior)
             torch.mul(grad_z, col_scale[b0:b1], out=grad_p[t.interior])
-            rows = ws.view("x", (nb, t.oh, t.ow + 2 * p, g.key_h, g.key_wp))
-            _diagonal_sum(grad_p, rows, 1, 3, k)
-            grad_s = ws.view("y", (nb, t.oh, t.ow, g.key_h, g.key_w))
-            _diagonal_sum(rows, grad_s, 2, 4, k)
-            grad_s = grad_s.view(nb, t.oh * t.ow, g.n_keys)
+            grad_s = _band_summed_window(g, t, grad_p, ws, ws, "y")
             q_win = q[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1].reshape(nb, g.c_key, t.oh * t.ow)
             grad_e[b0:b1] += torch.bmm(q_win, grad_s)
-            grad_q[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1] += torch.bmm(e_flat[b0:b1], grad_s.transpose(1, 2)).view(
+            grad_q[b0:b1, :, t.o0:t.o1, t.oc0:t.oc1] += torch.bmm(e_wide[b0:b1], grad_s.transpose(1, 2)).view(
                 nb, g.c_key, t.oh, t.ow)
     finally:
         ws.release()
-    return grad_q, grad_e.view_as(e), grad_v.view_as(v), grad_scale
+    return grad_q, _narrow_keys(g, grad_e).contiguous(), _narrow_keys(g, grad_v).contiguous(), grad_scale
 
 
 class _PatchAttention(torch.autograd.Function):
