@@ -337,6 +337,25 @@ def test_repeated_training_steps_do_not_zero_their_padded_buffers_again():
     assert padded not in fills.sizes, fills.sizes
 
 
+@pytest.mark.parametrize("k", [5, 7])
+def test_stale_pool_contents_never_reach_the_result(k):
+    """Wide key-column sums read a few elements past their source; products meet them with zero
+    key columns, so those elements must be finite: pooled buffers full of NaN change nothing."""
+    POOL.clear()
+    q, e, v = random_qev(2, 7, 6, k, dtype=torch.float32)
+    for _ in range(8):
+        POOL.give(torch.full((200_000,), float("nan")))
+    q, e, v = (t.requires_grad_() for t in (q, e, v))
+    out = patch_attention(q, e, v, k)
+    out.sum().backward()
+    POOL.clear()
+    ref = [t.detach().clone().requires_grad_() for t in (q, e, v)]
+    direct_patch_attention(*ref, k).sum().backward()
+    assert rel_err(out.detach().double(), reference_attention(*(t.detach().double() for t in (q, e, v)), k)) < 1e-5
+    for a, b in zip((q, e, v), ref):
+        assert torch.isfinite(a.grad).all() and rel_err(a.grad, b.grad) < 1e-4
+
+
 def test_buffers_from_inference_mode_serve_training():
     """Validation runs under torch.inference_mode; the pooled buffers must still serve the next
     training step (in-place updates of inference tensors are refused outside it)."""
