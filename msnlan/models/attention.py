@@ -129,7 +129,10 @@ def resolve_attention_form(mode: str, device: torch.device | str) -> str:
     `auto` picks the fast form on every device type, as measured:
     * CPU (benchmarks/train_throughput.py, benchmarks/msnlab.py): faster than the batched direct
       form at every size measured, per branch 1.6-7.3x in training and 1.1-6.5x in inference
-      (16 x 16 demo patches up to 64 x 64 maps; the gap grows with k and the map size).
+      (16 x 16 demo patches up to 64 x 64 maps; the gap grows with k and the map size). Whole
+      steps on two threads (2026-12-01): the paper model's training step (x2, batch 2 of 48 x 48)
+      2.17x, the demo network's (batch 8 of 16 x 16) 1.82x; the paper model's forward pass at
+      64 x 64, 2.2x; one MSNLAB at 64 x 64, 4.5-5.0x.
     * CUDA (an H200, benchmarks/gpu_check.sh, two sessions' runs): the paper model's training step
       at batch 16 was 1.50-1.74x faster than with the direct form in fp32 (48 x 48 and 64 x 64
       patches, both memory formats); under bf16 autocast 1.02-1.11x at 48 x 48 but 0.86-0.89x at
