@@ -288,8 +288,10 @@ def _key_column_sum(rows: torch.Tensor, ws: "_Workspace", name: str, window: int
                     keep_wide: bool = False) -> torch.Tensor:
     """The diagonal sum along (query columns, key columns) of rows (nb, R, hw, Hk, Wk + window - 1),
     written into ws[name]: a (nb, R, hw - window + 1, Hk, Wk) tensor, not always contiguous; with
-    `keep_wide`, the contiguous (nb, R, hw - window + 1, Hk, g.key_ww) tensor whose columns beyond
-    Wk are finite but meaningless (a product with zero-extended keys discards them, `_wide_keys`).
+    `keep_wide`, the contiguous tensor as written, whose last axis is Wk + window - 1 from
+    WIDE_COLUMN_SUM_MIN_WINDOW (_Geometry.key_ww): the columns beyond Wk are meaningless, finite
+    where the caller zeroed the slack, and a product with zero-extended keys discards them
+    (`_wide_keys`).
 
     From WIDE_COLUMN_SUM_MIN_WINDOW the sum is written over whole source rows of Wk + window - 1
     columns (the last window - 1 of each row are discarded): the output's rows then continue into
