@@ -30,8 +30,11 @@ export PYTHONUNBUFFERED=1
 ITERS=${GPU_CHECK_ITERS:-20}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
 # GPU_CHECK_ONLY="throughput msnlab lease resume tests": run only these steps (default all);
-# GPU_CHECK_PATCHES / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last") narrow or widen
-# the throughput step.
+# GPU_CHECK_PATCHES / GPU_CHECK_BATCHES (comma-separated) / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last")
+# narrow or widen the throughput step. Its default format is channels_last, what training runs on
+# CUDA (the presets' `channels_last: auto`). To place the bf16 crossover between the forms (direct
+# was 12-16% faster at 64x64, 2-11% slower at 48x48 on an H200):
+#   GPU_CHECK_ONLY=throughput GPU_CHECK_PATCHES="56 64" GPU_CHECK_BATCHES=8,32 bash benchmarks/gpu_check.sh
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
     DEV=cpu; THR_CONFIGS=paper; THR_BATCH=1; THR_PATCHES="12 16"; ITERS=1; MSN_SIZES="16 24"; LEASE_ITERS=2
@@ -40,7 +43,8 @@ else
 fi
 THR_PATCHES=${GPU_CHECK_PATCHES:-$THR_PATCHES}
 THR_MODES=${GPU_CHECK_MODES:-auto,fast,direct}
-THR_FORMATS=${GPU_CHECK_FORMATS:-default}
+THR_BATCH=${GPU_CHECK_BATCHES:-$THR_BATCH}
+THR_FORMATS=${GPU_CHECK_FORMATS:-channels_last}
 wanted() { [ -z "${GPU_CHECK_ONLY:-}" ] || case " $GPU_CHECK_ONLY " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 declare -a SUMMARY=()
@@ -114,7 +118,7 @@ if [ "$DEV" = cuda ] && ! "$PY" -c 'import torch; assert torch.cuda.is_available
 if ! wanted throughput; then
     :
 elif [ "$CORE_OK" = 1 ]; then
-    # every attention form (auto must be the fastest or within 5% of it), fp32 and bf16, batch 16;
+    # every attention form (auto must be the fastest or within 5% of it), fp32 and bf16, batch 16 by default;
     # the forms run interleaved in one process, each step timed with its peak memory
     for patch in $THR_PATCHES; do
         for fmt in $THR_FORMATS; do
