@@ -14,6 +14,12 @@ post-hooks, over the step's wall time.
     python benchmarks/train_throughput.py --device cuda --amp bf16 --configs paper --batches 16 --modes auto,fast,direct
     python benchmarks/train_throughput.py --configs paper --batches 16 --patch-size 64 --modes auto --iterations 1
                                                                        # the paper's stage 2: peak memory of a step
+    python benchmarks/train_throughput.py --device cuda --configs paper --batches 16 --patch-size 64 \
+        --modes auto,auto@chunk=2^28@saved=2^32,direct                 # the fast form with larger budgets
+
+A mode may carry the fast form's budgets (elements, N or 2^K): `@chunk=` bounds each working buffer
+(fewer, larger tiles), `@saved=` what autograd keeps for the backward pass instead of recomputing
+it (msnlan.models.msnlab.configure_attention; defaults DEFAULT_CHUNK_ELEMENTS, MAX_SAVED_ELEMENTS).
 
 Peak memory of a step: on CUDA the allocator's peak; on the CPU the process's resident-set peak
 during the step (msnlan.memory: VmHWM reset before each step), and that peak less the resident
@@ -77,6 +83,20 @@ class BlockTimer:
         self.total += time.perf_counter() - self._start.pop((id(mod), phase))
 
 
+def parse_mode(text: str) -> tuple[str, dict]:
+    """"auto@chunk=2^28@saved=2^32" -> ("auto", {"max_chunk_elements": 2**28, "max_saved_elements": 2**32})."""
+    names = {"chunk": "max_chunk_elements", "saved": "max_saved_elements"}
+    mode, *options = text.split("@")
+    budgets = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key not in names or not value:
+            raise SystemExit(f"--modes: {option!r} in {text!r} is not chunk=N or saved=N")
+        base, _, power = value.partition("^")
+        budgets[names[key]] = int(base) ** int(power) if power else int(base)
+    return mode, budgets
+
+
 def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dict:
     """Model (seed 0), optimizer, scheduler and sampler of one configuration and attention mode."""
     settings = load_preset("demo" if config == "demo" else "paper")["settings"]
@@ -85,7 +105,8 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     resolved = resolve_variant(args.variant, **settings["model"])
     torch.manual_seed(0)
     model = build_network(resolved, args.scale).to(device)
-    configure_attention(model, mode)
+    base_mode, budgets = parse_mode(mode)
+    configure_attention(model, base_mode, **budgets)
     # "auto" resolves as the presets' channels_last: auto does, so the default measures what training runs
     channels_last = use_channels_last({"auto": "auto", "contiguous": False, "channels_last": True}[args.memory_format],
                                       device)
@@ -102,7 +123,7 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "settings": settings,
             "sampler": PatchSampler(images, s, p, settings["batch_size"], seed=0), "resolved": resolved,
             "timer": BlockTimer(model, device), "times": [], "block": [], "mode": mode,
-            "form": attention_form(model, device), "channels_last": channels_last}
+            "form": attention_form(model, device), "channels_last": channels_last, "budgets": budgets}
 
 
 def one_step(run: dict, device, args, autocast) -> float:
@@ -145,7 +166,8 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
         share = statistics.median(b / t for b, t in zip(run["block"], run["times"]))
         results.append({
             "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
-            "attention_mode": run["mode"], "attention_form": run["form"], "amp": args.amp,
+            "attention_mode": run["mode"], "attention_form": run["form"], "attention_budgets": run["budgets"],
+            "amp": args.amp,
             "batch_size": s["batch_size"], "lr_patch": s["patch_size"],
             "model": {k: resolved["model"][k] for k in ("n_feats", "n_resgroups", "n_resblocks")},
             "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,

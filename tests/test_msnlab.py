@@ -251,6 +251,29 @@ def test_second_backward_recomputes():
         assert rel_err(a, b) < 1e-12
 
 
+def test_saved_budget_decides_between_keeping_and_recomputing(monkeypatch):
+    """A branch's max_saved_elements (configure_attention) decides whether the backward pass
+    reuses the forward's scores or recomputes them: the same gradients either way."""
+    calls = []
+    real = attention._softmax_products
+    monkeypatch.setattr(attention, "_softmax_products", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    torch.manual_seed(0)
+    branch = NonLocalBranch(4, 3).double()
+    x = torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    grads = {}
+    for saved in (None, 0):  # the default keeps these few elements; 0 keeps nothing
+        assert configure_attention(branch, "fast", max_saved_elements=saved) == 1
+        calls.clear()
+        branch.zero_grad()
+        branch(x).square().sum().backward()
+        grads[saved] = [p.grad.clone() for p in branch.parameters()]
+        assert len(calls) == (1 if saved is None else 2), saved  # one tile: forward (+ recomputation)
+    assert all(rel_err(a, b) < 1e-12 for a, b in zip(grads[None], grads[0]))
+    assert configure_attention(branch, max_chunk_elements=None) == 1 and branch.max_saved_elements == 0  # left as is
+    with pytest.raises(ValueError, match="max_saved_elements must be >= 0, got -1"):
+        patch_attention(*(t.requires_grad_() for t in random_qev(1, 5, 5, 3)), 3, max_saved_elements=-1)
+
+
 def test_score_floor_error_bound():
     """Logits more than SCORE_FLOOR below their row's maximum are raised to it. Each row's
     weights then move by at most 2 L e^-SCORE_FLOOR in total variation, and an output pixel

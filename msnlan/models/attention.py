@@ -615,11 +615,11 @@ class _PatchAttention(torch.autograd.Function):
     """The fast form with its backward pass written out (inputs: q, e, v, column scale)."""
 
     @staticmethod
-    def forward(ctx, q, e, v, col_scale, patch_size, plan):
+    def forward(ctx, q, e, v, col_scale, patch_size, plan, max_saved):
         g = _Geometry.of(q, v, patch_size)
         n_tiles = sum(1 for _ in _tiles(g, *plan))
         save = n_tiles * 3 * tile_elements(plan[0], g.height, g.width, plan[1], plan[2], g.n_keys_padded,
-                                           patch_size) <= MAX_SAVED_ELEMENTS
+                                           patch_size) <= max_saved
         out, saved = _forward(g, plan, q, e, v, col_scale, save)
         ctx.geometry, ctx.plan, ctx.saved_tiles = g, plan, saved
         ctx.save_for_backward(q, e, v, col_scale)
@@ -639,7 +639,7 @@ class _PatchAttention(torch.autograd.Function):
             finally:
                 for keep in saved or ():
                     keep.release()
-        return grads + (None, None)
+        return grads + (None, None, None)
 
 
 def _autocast_off(device_type: str):
@@ -663,17 +663,22 @@ def key_patch_norms(e: torch.Tensor, patch_size: int, eps: float = NORM_EPS) -> 
 
 def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_size: int,
                     softmax_scale: float = 10.0, eps: float = NORM_EPS,
-                    max_chunk_elements: int | None = None) -> torch.Tensor:
+                    max_chunk_elements: int | None = None, max_saved_elements: int | None = None) -> torch.Tensor:
     """Memory-bounded patch attention, equal to `direct_patch_attention` up to float rounding.
 
     q: (B, C', H, W) queries; e: (B, C', Hs, Ws) keys; v: (B, C, Hs, Ws) values; returns
     (B, C, H, W). Runs in the inputs' precision, or float32 under autocast (a softmax over
-    thousands of keys in bfloat16 loses the small weights).
+    thousands of keys in bfloat16 loses the small weights). `max_chunk_elements` bounds each
+    working buffer (None: DEFAULT_CHUNK_ELEMENTS), `max_saved_elements` what autograd keeps for
+    the backward pass instead of recomputing it (None: MAX_SAVED_ELEMENTS).
     """
     check_inputs(q, e, v, patch_size)
     budget = DEFAULT_CHUNK_ELEMENTS if max_chunk_elements is None else int(max_chunk_elements)
     if budget < 1:
         raise ValueError(f"max_chunk_elements must be >= 1, got {max_chunk_elements!r}")
+    max_saved = MAX_SAVED_ELEMENTS if max_saved_elements is None else int(max_saved_elements)
+    if max_saved < 0:
+        raise ValueError(f"max_saved_elements must be >= 0, got {max_saved_elements!r}")
     device_type = q.device.type
     autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
     if autocast or q.dtype in (torch.float16, torch.bfloat16):
@@ -684,5 +689,5 @@ def patch_attention(q: torch.Tensor, e: torch.Tensor, v: torch.Tensor, patch_siz
         plan = plan_chunks(g.batch, g.height, g.width, g.n_keys_padded, patch_size, budget)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, e, v)):
             return _PatchAttention.apply(q.contiguous(), e.contiguous(), v.contiguous(), col_scale.contiguous(),
-                                         patch_size, plan)
+                                         patch_size, plan, max_saved)
         return _forward(g, plan, q, e, v, col_scale, save=False)[0]

@@ -37,7 +37,8 @@ class NonLocalBranch(nn.Module):
     q from x, e and v from s (1x1 conv + PReLU each; q, e have C/2 channels).
     `attention_mode` picks the implementation ("auto", "fast" or "direct"; auto resolves by the
     input's device); `max_chunk_elements` bounds the fast form's working buffers (None:
-    DEFAULT_CHUNK_ELEMENTS).
+    DEFAULT_CHUNK_ELEMENTS), `max_saved_elements` what it keeps for the backward pass (None:
+    attention.MAX_SAVED_ELEMENTS).
     """
 
     def __init__(self, n_feats: int, patch_size: int, softmax_scale: float = 10.0,
@@ -54,6 +55,7 @@ class NonLocalBranch(nn.Module):
         self.eps = float(eps)
         self.attention_mode = "auto"
         self.max_chunk_elements: int | None = None
+        self.max_saved_elements: int | None = None
         self.enlarge = ConvPReLU(n_feats, n_feats, 3, padding=patch_size // 2)
         self.query = ConvPReLU(n_feats, n_feats // 2, 1)
         self.key = ConvPReLU(n_feats, n_feats // 2, 1)
@@ -64,7 +66,7 @@ class NonLocalBranch(nn.Module):
             raise ValueError(f"attention_mode {self.attention_mode!r} is not one of {ATTENTION_MODES}")
         if resolve_attention_form(self.attention_mode, q.device) == "fast":
             return patch_attention(q, e, v, self.patch_size, self.softmax_scale, self.eps,
-                                   self.max_chunk_elements)
+                                   self.max_chunk_elements, self.max_saved_elements)
         return direct_patch_attention(q, e, v, self.patch_size, self.softmax_scale, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +101,10 @@ class MSNLAB(nn.Module):
 
 
 def configure_attention(module: nn.Module, mode: str | None = None,
-                        max_chunk_elements: int | None | type(...) = ...) -> int:
-    """Set the attention form and/or chunk budget of every MSNLAB branch inside `module`.
+                        max_chunk_elements: int | None | type(...) = ...,
+                        max_saved_elements: int | None | type(...) = ...) -> int:
+    """Set the attention form and/or the fast form's budgets (working buffers, what is kept for the
+    backward pass; None: the defaults) of every MSNLAB branch inside `module`; `...` leaves one as is.
 
     Returns the number of branches changed (0 for a network without MSNLAB).
     """
@@ -113,6 +117,8 @@ def configure_attention(module: nn.Module, mode: str | None = None,
                 sub.attention_mode = mode
             if max_chunk_elements is not ...:
                 sub.max_chunk_elements = max_chunk_elements
+            if max_saved_elements is not ...:
+                sub.max_saved_elements = max_saved_elements
             count += 1
     return count
 
