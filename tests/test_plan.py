@@ -232,4 +232,5 @@ def test_trainings_start_costliest_first(tmp_path):
     assert plan.train_priority("msnlan") == PRIORITY["train"] + 15
     assert plan.train_priority("no_msnlab") == PRIORITY["train"]
     assert PRIORITY["data"] > plan.train_priority("msnlan")
-    assert min(plan.train_priority(v) for v in plan.variants) > PRIORITY["evaluate"] > PRIORITY["other"]
+    assert min(plan.train_priority(v) for v in plan.variants) > PRIORITY["complexity"] > PRIORITY["evaluate"] \
+        > PRIORITY["other"]

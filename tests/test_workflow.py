@@ -329,7 +329,8 @@ def test_dry_run_plans_every_job(dry_workdir):
 
 def test_jobs_carry_the_plan_priorities(dry_workdir):
     """Snakemake sees the priorities of msnlan.plan: data first, the three-branch variant's
-    trainings before the variant without MSNLAB, evaluations after every training."""
+    trainings before the variant without MSNLAB, complexity (longer) before evaluations, both after
+    every training."""
     text = output_of(run_snakemake(dry_workdir, "-n"))
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|^Job stats|\Z)", text, re.S | re.M)
 
@@ -340,6 +341,7 @@ def test_jobs_carry_the_plan_priorities(dry_workdir):
     assert priority("prepare") == priority("demo_data") == {100}
     assert priority("train", "variant=msnlan") == priority("train_stage", "variant=msnlan") == {50 + 3 + 5 + 7}
     assert priority("train", "variant=no_msnlab") == {50}
+    assert priority("complexity") == priority("trained_variant") == {30}
     assert priority("evaluate") == priority("evaluate_bicubic") == {20}
 
 

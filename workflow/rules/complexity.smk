@@ -15,6 +15,7 @@ rule trained_variant:
         f"{P.results}/logs/trained_variant/{{variant}}.log",
     benchmark:
         f"{P.results}/benchmarks/trained_variant/{{variant}}.tsv"
+    priority: PRIORITY["complexity"]
     conda:
         "../envs/msnlan.yaml"
     params:
@@ -39,6 +40,7 @@ rule complexity:
         f"{P.results}/logs/complexity/{{variant}}.log",
     benchmark:
         f"{P.results}/benchmarks/complexity/{{variant}}.tsv"
+    priority: PRIORITY["complexity"]
     conda:
         "../envs/msnlan.yaml"
     threads: config["complexity"]["threads"]
