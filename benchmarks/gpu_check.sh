@@ -32,14 +32,14 @@ BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is sk
 # GPU_CHECK_ONLY="throughput msnlab lease resume tests": run only these steps (default all);
 # GPU_CHECK_PATCHES / GPU_CHECK_BATCHES (comma-separated) / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last")
 # narrow or widen the throughput step. Its default format is channels_last, what training runs on
-# CUDA (the presets' `channels_last: auto`). To place the bf16 crossover between the forms (direct
-# was 12-16% faster at 64x64, 2-11% slower at 48x48 on an H200):
-#   GPU_CHECK_ONLY=throughput GPU_CHECK_PATCHES="56 64" GPU_CHECK_BATCHES=8,32 bash benchmarks/gpu_check.sh
-# At 64x64, batch 16, the fast form runs 22 tiles and, over its 2^29-element keep budget, recomputes
-# its forward pass in the backward one; whether larger budgets (fewer tiles, nothing recomputed) make
-# it the fastest form under bf16 too (train_throughput.py's mode@chunk=...@saved=... syntax):
-#   GPU_CHECK_ONLY=throughput GPU_CHECK_PATCHES=64 GPU_CHECK_MODES=auto,auto@chunk=2^28@saved=2^32,direct \
-#       bash benchmarks/gpu_check.sh
+# CUDA (the presets' `channels_last: auto`).
+# Open question on CUDA (an H200, 2026-11-30): under bf16 the direct form was 12-16% faster than auto
+# at 64x64 patches and 2-11% slower at 48x48. At 64x64, batch 16, the fast form runs 22 tiles and,
+# beyond its 2^29-element keep budget, recomputes its forward pass in the backward one. One call
+# (about 4 minutes) places the crossover and tests larger budgets (fewer tiles, nothing recomputed;
+# train_throughput.py's mode@chunk=...@saved=... syntax), fp32 and bf16:
+#   GPU_CHECK_ONLY=throughput GPU_CHECK_PATCHES="48 56 64" \
+#       GPU_CHECK_MODES=auto,auto@chunk=2^28@saved=2^32,direct bash benchmarks/gpu_check.sh
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
     DEV=cpu; THR_CONFIGS=paper; THR_BATCH=1; THR_PATCHES="12 16"; ITERS=1; MSN_SIZES="16 24"; LEASE_ITERS=2
