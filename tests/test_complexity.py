@@ -278,6 +278,7 @@ def test_cli_writes_complexity_json(tmp_path, capsys):
     rt = data["runtime"]
     assert rt["runs"] == 2 and len(rt["times_ms"]) == 2 and rt["lr_size"] == [16, 12]
     assert rt["median_ms"] > 0 and rt["peak_memory_mb"] > 0 and rt["device"].startswith("CPU")
+    assert all(rt["load_average_1min"][k] >= 0 for k in ("before", "after"))  # other jobs on the cores
     assert data["tool"]["fvcore"] and data["tool"]["torch"] == torch.__version__
 
 

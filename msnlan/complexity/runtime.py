@@ -51,6 +51,7 @@ def measure_here(request: dict) -> dict:
         return time.perf_counter() - start
 
     times, peaks = [], []
+    load_before = _load_average()
     can_reset = False
     if not cuda:  # the high-water mark so far (e.g. from importing) must not count as the forward's
         can_reset = reset_peak_rss()
@@ -91,7 +92,17 @@ def measure_here(request: dict) -> dict:
                          + (", torch.cuda.synchronize before and after" if cuda else "")
                          + f"; median of {runs} run(s) after {warmup} warm-up run(s); batch 1, float32",
         "threads": torch.get_num_threads(),
+        # other jobs on the same cores (a workflow runs several) slow the timed runs down
+        "load_average_1min": {"before": load_before, "after": _load_average()},
     }
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def measure_runtime(variant: dict, scale: int, lr_size, *, device: str = "auto", runs: int = 3,
