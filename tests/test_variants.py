@@ -117,30 +117,3 @@ def test_written_variant_file_resolves_to_the_same_network(tmp_path):
     assert path.read_text().startswith("# a header\n") and "_base_" not in path.read_text()
     assert again["model"] == trained["model"] and variant_hash(again) == variant_hash(trained)
     assert again["description"] == trained["description"]
-
-
-def test_msnlan_variants_writes_the_trained_network_or_refuses_a_changed_file(tmp_path, capsys):
-    """The workflow's trained_variant job: `msnlan variants V --preset P --set ... --out F
-    --expect-hash H` writes the network `msnlan train` builds (train.overrides' model keys
-    included), and writes nothing when the file no longer has the planned hash."""
-    from msnlan.cli import main
-    from msnlan.training.presets import trained_variant
-
-    planned = trained_variant("rcab", "demo", ["model.n_resgroups=1"])
-    out = tmp_path / "variants" / "rcab.yaml"
-    args = ["variants", "rcab", "--preset", "demo", "--set", "model.n_resgroups=1", "--out", str(out)]
-    assert main(args + ["--expect-hash", variant_hash(planned)]) == 0
-    written = resolve_variant(out)
-    assert written["model"] == planned["model"] and written["model"]["n_resgroups"] == 1
-    assert written["description"].endswith("[as trained with preset demo]")
-    assert f"model hash {variant_hash(planned)}" in out.read_text().splitlines()[0]
-
-    other = tmp_path / "other.yaml"
-    assert main(["variants", "rcab", "--preset", "demo", "--out", str(other), "--expect-hash",
-                 variant_hash(planned)]) == 2  # without the override the network differs
-    assert not other.exists() and "changed while the workflow ran" in capsys.readouterr().err
-    assert main(["variants", "rcab", "--out", str(other)]) == 2  # --out without --preset
-    assert "need --preset" in capsys.readouterr().err and not other.exists()
-
-    assert main(["variants", "rcab", "--preset", "demo", "--set", "model.n_resgroups=1"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out)["hash"] == variant_hash(planned)

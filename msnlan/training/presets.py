@@ -140,27 +140,3 @@ def trained_variant(variant: str | os.PathLike | Mapping[str, Any], preset: str 
 
     loaded = preset if isinstance(preset, Mapping) else load_preset(preset, overrides)
     return resolve_variant(variant, **(loaded["settings"].get("model") or {}))
-
-
-def write_trained_variant(variant: str | os.PathLike, preset: str | os.PathLike, out: str | os.PathLike,
-                          overrides: Iterable[str] = (), expected_hash: str | None = None) -> str:
-    """Write the network a preset trains as a complete variant file at `out` (atomically); returns
-    its model hash. What the workflow's complexity jobs measure, so that they count the network
-    that was trained, resolved exactly as `msnlan train` resolves it.
-
-    `expected_hash`: the hash the caller planned with (the workflow's, taken before any job ran); a
-    different one means the variant file changed in between, and nothing is written."""
-    from ..variants import variant_hash, write_variant_file
-
-    loaded = load_preset(preset, list(overrides))
-    resolved = trained_variant(variant, loaded)
-    digest = variant_hash(resolved)
-    if expected_hash is not None and digest != expected_hash:
-        raise ConfigError(f"{variant} changed while the workflow ran (model hash {digest}, planned "
-                          f"{expected_hash}); run the workflow again")
-    if loaded["settings"].get("model"):
-        resolved["description"] += f" [as trained with preset {loaded['name']}]"
-    header = (f"# written by msnlan: {variant} with the model settings of preset {loaded['name']!r} "
-              f"applied; model hash {digest}\n")
-    write_variant_file(out, resolved, header)
-    return digest

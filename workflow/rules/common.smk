@@ -136,14 +136,10 @@ def stages_before_last(wildcards) -> list:
     return [P.stage_weights(wildcards.variant, wildcards.scale, last, seed_of(wildcards))]
 
 
-def set_arguments(items) -> str:
-    """Preset `key=value` items as `--set` arguments of msnlan train / msnlan variants."""
-    return " ".join(f"--set {shlex.quote(item)}" for item in items)
-
-
 def train_overrides(wildcards) -> str:
     """train.overrides and the job's training seed as `--set key=value` arguments of msnlan train."""
-    return set_arguments(train_override_items(config) + P.seed_override(seed_of(wildcards)))
+    items = train_override_items(config) + P.seed_override(seed_of(wildcards))
+    return " ".join(f"--set {shlex.quote(item)}" for item in items)
 
 
 def eval_options(wildcards) -> str:

@@ -22,11 +22,9 @@ rule trained_variant:
         variant_file=lambda wc: P.variant(wc.variant)["file"],
         trained_hash=lambda wc: P.variant(wc.variant)["trained_hash"],
         preset=config["train"]["preset"],
-        overrides=set_arguments(train_override_items(config)),
-        msnlan=MSNLAN,
-    shell:
-        "{params.msnlan} variants {params.variant_file:q} --preset {params.preset:q} {params.overrides} "
-        "--expect-hash {params.trained_hash} --out {output.variant:q} > {log:q} 2>&1"
+        overrides=train_override_items(config),
+    script:
+        "../scripts/trained_variant.py"
 
 
 rule complexity:
