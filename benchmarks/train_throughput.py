@@ -93,7 +93,10 @@ def parse_mode(text: str) -> tuple[str, dict]:
         if key not in names or not value:
             raise SystemExit(f"--modes: {option!r} in {text!r} is not chunk=N or saved=N")
         base, _, power = value.partition("^")
-        budgets[names[key]] = int(base) ** int(power) if power else int(base)
+        try:
+            budgets[names[key]] = int(base) ** int(power) if power else int(base)
+        except ValueError:
+            raise SystemExit(f"--modes: {value!r} in {text!r} is not a whole number N or 2^K") from None
     return mode, budgets
 
 
