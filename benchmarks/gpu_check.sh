@@ -11,7 +11,8 @@
 #
 # Steps: versions and nvidia-smi; training throughput of the paper model
 # (batch 16 of 48x48 LR patches, the paper's first stage, and of 64x64, its second) per attention
-# form (auto, fast, direct) in fp32 and bf16; MSNLAB forward at 64x64, 128x128 and 256x256 feature
+# form (auto, fast, direct, and auto with CUDA graphs) in fp32 and bf16; the training engine with
+# `cuda_graphs` against eager steps (weights and speed); MSNLAB forward at 64x64, 128x128 and 256x256 feature
 # maps per form in fp32 and bf16 (the direct form where it fits); GPU leasing with two concurrent training runs
 # on 2 simulated GPUs (MSNLAN_GPU_COUNT=2) mapped onto the real one; a run killed with SIGKILL
 # and resumed on the GPU (same iterations and lr as an uninterrupted run; weights compared);
@@ -29,7 +30,7 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 ITERS=${GPU_CHECK_ITERS:-20}
 BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is skipped
-# GPU_CHECK_ONLY="throughput msnlab lease resume tests": run only these steps (default all);
+# GPU_CHECK_ONLY="throughput graphs msnlab lease resume tests": run only these steps (default all);
 # GPU_CHECK_PATCHES / GPU_CHECK_BATCHES (comma-separated) / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last")
 # narrow or widen the throughput step. Its default format is channels_last, what training runs on
 # CUDA (the presets' `channels_last: auto`).
@@ -37,9 +38,12 @@ BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is sk
 # at 64x64 patches and 2-11% slower at 48x48. At 64x64, batch 16, the fast form runs 22 tiles and,
 # beyond its 2^29-element keep budget, recomputes its forward pass in the backward one. One call
 # (about 4 minutes) places the crossover and tests larger budgets (fewer tiles, nothing recomputed;
-# train_throughput.py's mode@chunk=...@saved=... syntax), fp32 and bf16:
-#   GPU_CHECK_ONLY=throughput GPU_CHECK_PATCHES="48 56 64" \
-#       GPU_CHECK_MODES=auto,auto@chunk=2^28@saved=2^32,direct bash benchmarks/gpu_check.sh
+# train_throughput.py's mode@chunk=...@saved=... syntax), fp32 and bf16. The step was launch-bound
+# (GPU busy 96 of 179 ms in fp32; bf16 slower than fp32 because autocast adds casts): CUDA graphs
+# (@graphs; preset key cuda_graphs) replay each pass with one launch, which may make bf16 the
+# faster precision. One call of about 5 minutes measures both, with the engine's graphed runs:
+#   GPU_CHECK_ONLY="throughput graphs" GPU_CHECK_PATCHES="48 64" \
+#       GPU_CHECK_MODES=auto@graphs,direct@graphs,auto,auto@chunk=2^28@saved=2^32,direct bash benchmarks/gpu_check.sh
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
     DEV=cpu; THR_CONFIGS=paper; THR_BATCH=1; THR_PATCHES="12 16"; ITERS=1; MSN_SIZES="16 24"; LEASE_ITERS=2
@@ -47,7 +51,7 @@ else
     DEV=cuda; THR_CONFIGS=paper; THR_BATCH=16; THR_PATCHES="48 64"; MSN_SIZES="64 128 256"; LEASE_ITERS=30
 fi
 THR_PATCHES=${GPU_CHECK_PATCHES:-$THR_PATCHES}
-THR_MODES=${GPU_CHECK_MODES:-auto,fast,direct}
+if [ "$DEV" = cuda ]; then THR_MODES=${GPU_CHECK_MODES:-auto@graphs,auto,fast,direct}; else THR_MODES=${GPU_CHECK_MODES:-auto,fast,direct}; fi
 THR_BATCH=${GPU_CHECK_BATCHES:-$THR_BATCH}
 THR_FORMATS=${GPU_CHECK_FORMATS:-channels_last}
 wanted() { [ -z "${GPU_CHECK_ONLY:-}" ] || case " $GPU_CHECK_ONLY " in *" $1 "*) return 0;; *) return 1;; esac; }
@@ -138,6 +142,65 @@ elif [ "$CORE_OK" = 1 ]; then
     done
 else
     skip_step "throughput paper" "core dependencies (yaml, jsonschema, numpy, PIL) missing, or no CUDA"
+fi
+
+# ---------------------------------------------------------------- 3b. the engine with CUDA graphs
+if ! wanted graphs; then
+    :
+elif [ "$CORE_OK" = 1 ] && [ -f msnlan/training/cuda_graphs.py ]; then
+    run_step "engine: cuda_graphs vs eager" 150 "$PY" - "$OUT/graphs" "$DEV" "${GPU_CHECK_DRY_RUN:-0}" <<'EOF'
+# `msnlan train` twice from the same seed, eager and with cuda_graphs (auto: on CUDA only): the
+# demo network at batch 16 of 48x48 LR patches, one stage, deterministic. The final weights must
+# agree; the images/s of log.csv (median of the rows after the first) are compared.
+import json, shutil, statistics, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+from PIL import Image
+
+root, device, dry = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+shutil.rmtree(root, ignore_errors=True)
+rng = np.random.default_rng(0)
+for name, n, size in (("train", 4, 160), ("val", 1, 64)):
+    (root / name / "HR").mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / "HR" / f"im{i}.png")
+iters = 6 if dry else 200
+sets = [f"iterations={iters}", f"checkpoint_interval={iters}", "log_interval=2" if dry else "log_interval=20",
+        f"val_interval={iters}", "stages=null", "val_max_images=1"]
+sets += (["batch_size=2", "patch_size=12", "model.n_feats=8", "model.reduction=4"] if dry
+         else ["batch_size=16", "patch_size=48"])
+speeds, finals = {}, {}
+for graphs in ("false", "auto"):
+    out = root / f"run_{graphs}"
+    cmd = [sys.executable, "-m", "msnlan", "train", "--variant", "msnlan", "--scale", "2", "--preset", "demo",
+           "--train-data", str(root / "train"), "--val-data", str(root / "val"), "--device", device, "--out", str(out)]
+    cmd += [a for kv in sets + [f"cuda_graphs={graphs}"] for a in ("--set", kv)]
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    print(f"cuda_graphs={graphs}: exit status {proc.returncode} after {time.time() - t0:.1f} s")
+    if proc.returncode:
+        sys.exit(proc.stderr[-3000:])
+    for line in proc.stderr.splitlines():
+        if "CUDA graphs" in line:
+            print("  " + line.strip())
+    env = json.loads((out / "environment.json").read_text())
+    rows = [line.split(",") for line in (out / "log.csv").read_text().splitlines()]
+    col = rows[0].index("images_per_s")
+    speeds[graphs] = statistics.median(float(r[col]) for r in rows[2:])
+    finals[graphs] = torch.load(out / "final.pt", weights_only=True)["model"]
+    print(f"  environment.json: cuda_graphs {env.get('cuda_graphs')}, attention {env.get('attention_form')}, "
+          f"{env.get('memory_format')}; median {speeds[graphs]:.1f} images/s")
+a, b = finals["false"], finals["auto"]
+diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+bitwise = all(torch.equal(a[k], b[k]) for k in a)
+print(f"final weights bitwise equal: {bitwise} (max |diff| {diff:.3g}); images/s with graphs / eager: "
+      f"{speeds['auto'] / speeds['false']:.2f}x")
+if diff > 1e-4:
+    sys.exit("the graphed run's weights differ from the eager run's")
+EOF
+else
+    skip_step "engine: cuda_graphs vs eager" "msnlan/training/cuda_graphs.py or core dependencies missing, or no CUDA"
 fi
 
 # ---------------------------------------------------------------- 4. MSNLAB forward per size, form, precision
@@ -351,7 +414,7 @@ for f in "$OUT"/throughput_*.json; do
     [ -f "$f" ] && "$PY" -c "
 import json, sys
 for r in json.load(open('$f')):
-    print(f\"throughput {r['config']} {r['lr_patch']}x{r['lr_patch']} b{r['batch_size']} {'channels_last' if r.get('channels_last') else 'default'} amp={r['amp']} {r['attention_mode']} ({r['attention_form']}): {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, MSNLAB {100*r['msnlab_share']:.0f}%, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
+    print(f\"throughput {r['config']} {r['lr_patch']}x{r['lr_patch']} b{r['batch_size']} {'channels_last' if r.get('channels_last') else 'default'} amp={r['amp']} {r['attention_mode']} ({r['attention_form']}): {r['images_per_s']:.1f} images/s, {r['s_per_iteration_median']*1e3:.1f} ms/iteration, MSNLAB {'%.0f%%' % (100 * r['msnlab_share']) if r['msnlab_share'] is not None else 'n/a'}, peak {r['peak_memory_mb'] or 0:.0f} MiB\")
 " | tee -a "$LOG"
 done
 log "outputs in $OUT"

@@ -20,6 +20,12 @@ post-hooks, over the step's wall time.
 A mode may carry the fast form's budgets (elements, N or 2^K): `@chunk=` bounds each working buffer
 (fewer, larger tiles), `@saved=` what autograd keeps for the backward pass instead of recomputing
 it (msnlan.models.msnlab.configure_attention; defaults DEFAULT_CHUNK_ELEMENTS, MAX_SAVED_ELEMENTS).
+`@graphs` (CUDA only) replays the forward and backward passes as CUDA graphs, as the preset key
+`cuda_graphs` does in training (msnlan.training.cuda_graphs; captured before the first step, not
+timed). The MSNLAB's share is not measured there: the graphs run no module hooks.
+
+    python benchmarks/train_throughput.py --device cuda --configs paper --batches 16 \
+        --modes auto@graphs,auto,direct@graphs,direct                  # CUDA graphs against eager steps
 
 Peak memory of a step: on CUDA the allocator's peak; on the CPU the process's resident-set peak
 during the step (msnlan.memory: VmHWM reset before each step), and that peak less the resident
@@ -52,6 +58,8 @@ from msnlan.memory import current_rss_kib, peak_rss_kib, reset_peak_rss  # noqa:
 from msnlan.models.msnlab import MSNLAB, attention_form, configure_attention  # noqa: E402
 from msnlan.training.checkpoint import build_network  # noqa: E402
 from msnlan.training.data import PatchSampler, TrainImage, to_tensor  # noqa: E402
+from msnlan.errors import ConfigError  # noqa: E402
+from msnlan.training.cuda_graphs import capture_training_passes, use_cuda_graphs  # noqa: E402
 from msnlan.training.engine import autocast_context, build_optimizer, train_step, use_channels_last  # noqa: E402
 from msnlan.training.presets import load_preset  # noqa: E402
 from msnlan.variants import resolve_variant  # noqa: E402
@@ -83,21 +91,25 @@ class BlockTimer:
         self.total += time.perf_counter() - self._start.pop((id(mod), phase))
 
 
-def parse_mode(text: str) -> tuple[str, dict]:
-    """"auto@chunk=2^28@saved=2^32" -> ("auto", {"max_chunk_elements": 2**28, "max_saved_elements": 2**32})."""
+def parse_mode(text: str) -> tuple[str, dict, bool]:
+    """"auto@chunk=2^28@saved=2^32@graphs" -> ("auto", {"max_chunk_elements": 2**28,
+    "max_saved_elements": 2**32}, True): the attention mode, the fast form's budgets, CUDA graphs."""
     names = {"chunk": "max_chunk_elements", "saved": "max_saved_elements"}
     mode, *options = text.split("@")
-    budgets = {}
+    budgets, graphs = {}, False
     for option in options:
+        if option == "graphs":
+            graphs = True
+            continue
         key, _, value = option.partition("=")
         if key not in names or not value:
-            raise SystemExit(f"--modes: {option!r} in {text!r} is not chunk=N or saved=N")
+            raise SystemExit(f"--modes: {option!r} in {text!r} is not chunk=N, saved=N or graphs")
         base, _, power = value.partition("^")
         try:
             budgets[names[key]] = int(base) ** int(power) if power else int(base)
         except ValueError:
             raise SystemExit(f"--modes: {value!r} in {text!r} is not a whole number N or 2^K") from None
-    return mode, budgets
+    return mode, budgets, graphs
 
 
 def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dict:
@@ -108,7 +120,12 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
     resolved = resolve_variant(args.variant, **settings["model"])
     torch.manual_seed(0)
     model = build_network(resolved, args.scale).to(device)
-    base_mode, budgets = parse_mode(mode)
+    base_mode, budgets, graphs = parse_mode(mode)
+    if graphs:
+        try:
+            use_cuda_graphs(True, device, source=f"--modes {mode}")
+        except ConfigError as exc:
+            raise SystemExit(str(exc)) from None
     configure_attention(model, base_mode, **budgets)
     # "auto" resolves as the presets' channels_last: auto does, so the default measures what training runs
     channels_last = use_channels_last({"auto": "auto", "contiguous": False, "channels_last": True}[args.memory_format],
@@ -125,24 +142,30 @@ def setup(config: str, batch: int, mode: str, args, device: torch.device) -> dic
         images.append(TrainImage(f"synthetic{i}", rng.integers(0, 256, (p * 4 * s, p * 4 * s, 3), dtype=np.uint8), lr))
     return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "settings": settings,
             "sampler": PatchSampler(images, s, p, settings["batch_size"], seed=0), "resolved": resolved,
-            "timer": BlockTimer(model, device), "times": [], "block": [], "mode": mode,
-            "form": attention_form(model, device), "channels_last": channels_last, "budgets": budgets}
+            # hooks would run (and synchronise) inside a graph capture, and not at all in its replays
+            "timer": None if graphs else BlockTimer(model, device), "times": [], "block": [], "mode": mode,
+            "form": attention_form(model, device), "channels_last": channels_last, "budgets": budgets,
+            "graphs": graphs, "uncaptured": graphs, "autocast": autocast_context(args.amp, device, cache=not graphs)}
 
 
-def one_step(run: dict, device, args, autocast) -> float:
+def one_step(run: dict, device) -> float:
     lr_b, hr_b = run["sampler"].sample()
+    lr_t, hr_t = to_tensor(lr_b, device, run["channels_last"]), to_tensor(hr_b, device, run["channels_last"])
+    if run["uncaptured"]:  # as training does: on the first batch, outside the timed step
+        with run["autocast"]:
+            capture_training_passes(run["model"], lr_t)
+        run["uncaptured"] = False
     sync(device)
-    run["timer"].total = 0.0
+    if run["timer"] is not None:
+        run["timer"].total = 0.0
     t0 = time.perf_counter()
-    loss = train_step(run["model"], run["optimizer"], run["scheduler"], to_tensor(lr_b, device, run["channels_last"]),
-                      to_tensor(hr_b, device, run["channels_last"]), autocast)
+    loss = train_step(run["model"], run["optimizer"], run["scheduler"], lr_t, hr_t, run["autocast"])
     float(loss)  # waits for the step
     return time.perf_counter() - t0
 
 
 def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
     runs = [setup(config, batch, mode, args, device) for mode in args.modes]
-    autocast = autocast_context(args.amp, device)
     iterations = args.iterations or (3 if config == "paper" and device.type == "cpu" else 10)
     warmup = args.warmup if args.warmup is not None else (1 if device.type == "cpu" else 3)
     if device.type == "cuda":
@@ -152,25 +175,26 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             before_kib, resettable = current_rss_kib(), reset_peak_rss()
-            dt = one_step(run, device, args, autocast)
+            dt = one_step(run, device)
             if device.type == "cpu" and resettable and before_kib is not None:
                 peak = peak_rss_kib()
                 run["cpu_peak_mb"] = max(run.get("cpu_peak_mb", 0), peak / 1024)
                 run["cpu_step_mb"] = max(run.get("cpu_step_mb", 0), (peak - before_kib) / 1024)
             if i >= warmup:
                 run["times"].append(dt)
-                run["block"].append(run["timer"].total)
+                if run["timer"] is not None:
+                    run["block"].append(run["timer"].total)
                 if device.type == "cuda":
                     run["peak_mb"] = max(run.get("peak_mb", 0), torch.cuda.max_memory_allocated(device) / 2 ** 20)
     results = []
     for run in runs:
         s, resolved = run["settings"], run["resolved"]
         median = statistics.median(run["times"])
-        share = statistics.median(b / t for b, t in zip(run["block"], run["times"]))
+        share = statistics.median(b / t for b, t in zip(run["block"], run["times"])) if run["block"] else None
         results.append({
             "config": config, "variant": resolved["name"], "scale": args.scale, "device": str(device),
             "attention_mode": run["mode"], "attention_form": run["form"], "attention_budgets": run["budgets"],
-            "amp": args.amp,
+            "cuda_graphs": run["graphs"], "amp": args.amp,
             "batch_size": s["batch_size"], "lr_patch": s["patch_size"],
             "model": {k: resolved["model"][k] for k in ("n_feats", "n_resgroups", "n_resblocks")},
             "warmup": warmup, "iterations": iterations, "s_per_iteration_median": median,
@@ -188,23 +212,24 @@ def measure(config: str, batch: int, args, device: torch.device) -> list[dict]:
               f"{', channels_last' if r['channels_last'] else ''}): "
               f"{r['s_per_iteration_median']:.4f} s/it (min {r['s_per_iteration_min']:.4f}, max "
               f"{r['s_per_iteration_max']:.4f}; {iterations} after {warmup} warm-up) = {r['images_per_s']:.2f} "
-              f"images/s; MSNLAB {100 * r['msnlab_share']:.0f}% of the step; "
+              f"images/s; MSNLAB " + (f"{100 * r['msnlab_share']:.0f}% of the step" if r["msnlab_share"] is not None
+                                      else "share not measured (CUDA graphs)") + "; "
               f"{r['speedup_vs_' + args.modes[-1]]:.2f}x vs {args.modes[-1]}"
               + (f"; peak {r['peak_memory_mb']:.0f} MiB" if r["peak_memory_mb"] else "")
               + (f"; CPU peak RSS {r['cpu_peak_rss_mb']:.0f} MiB ({r['cpu_step_added_mb']:.0f} MiB above the RSS "
                  "before the step)" if r["cpu_peak_rss_mb"] else ""), flush=True)
     if args.profile_steps:
-        profile(runs[0], config, args, device, autocast)
+        profile(runs[0], config, args, device)
     return results
 
 
-def profile(run: dict, config: str, args, device, autocast) -> None:
+def profile(run: dict, config: str, args, device) -> None:
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
         for _ in range(args.profile_steps):
-            one_step(run, device, args, autocast)
+            one_step(run, device)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"top {args.top} ops of {args.profile_steps} {config} step(s) ({run['mode']}), by {sort}:\n"
           + prof.key_averages().table(sort_by=sort, row_limit=args.top), flush=True)

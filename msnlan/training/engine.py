@@ -40,6 +40,7 @@ from ..results.runs import (ENVIRONMENT, RESUMED_WITH, RUN_CONFIG, LogWriter, re
                             truncate_log, write_environment)
 from ..provenance import environment
 from . import checkpoint as ckpt
+from .cuda_graphs import capture_training_passes, use_cuda_graphs
 from .data import PatchSampler, PrefetchingSampler, to_tensor, training_images
 from .gpu_lease import claim_device
 from .presets import load_preset, trained_variant
@@ -135,10 +136,11 @@ def _final_summary(run_dir: Path, status: str, final: Path | None = None) -> dic
             "best_val_psnr": record.get("best_val_psnr"), "best_iteration": record.get("best_iteration")}
 
 
-def autocast_context(amp: str, device: torch.device):
-    """bf16 autocast of the forward pass (any device type torch supports), or nothing."""
+def autocast_context(amp: str, device: torch.device, cache: bool = True):
+    """bf16 autocast of the forward pass (any device type torch supports), or nothing. `cache`
+    False: no cache of cast weights (CUDA graph capture requires it off)."""
     if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -245,6 +247,7 @@ def train(variant: str | os.PathLike | Mapping, scale: int, train_data: str | os
             ckpt.load_pretrained(ckpt.build_network(resolved, scale), init_from, resolved)
         lease = claim_device(device, count=gpu_count)  # an unusable --device also fails before any write
         say(lease.message)
+        use_cuda_graphs(settings.get("cuda_graphs", False), torch.device(lease.device))  # true needs CUDA
         status = prepare_run_dir(run_dir, config, restart, say, data_files)
         _lock_run_dir(run_dir)  # after --restart this is a fresh folder
         if changes:
@@ -339,6 +342,7 @@ def _run(run_dir: Path, stage_dir: Path, status: str, config: dict, resolved: di
     model = ckpt.build_network(resolved, scale).to(dev)
     attention = select_attention(model, s.get("attention_mode", "auto"), dev)
     channels_last = use_channels_last(s["channels_last"], dev)
+    graphs = use_cuda_graphs(s.get("cuda_graphs", False), dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, s, dev)
@@ -389,7 +393,8 @@ def _run(run_dir: Path, stage_dir: Path, status: str, config: dict, resolved: di
     truncate_log(run_dir / "log.csv", offset + iteration)
     _write_environment(run_dir, dev, lease, "resume" if stage > 1 else status, offset + iteration,
                        {"parameters": count_parameters(model)["total"], **attention,
-                        "memory_format": "channels_last" if channels_last else "contiguous", **init_report,
+                        "memory_format": "channels_last" if channels_last else "contiguous",
+                        "cuda_graphs": graphs, **init_report,
                         **({"stage": stage} if stage_count > 1 else {})})
 
     total = s["iterations"]
@@ -397,7 +402,8 @@ def _run(run_dir: Path, stage_dir: Path, status: str, config: dict, resolved: di
     log = LogWriter(run_dir / "log.csv")
     progress = Progress(total, iteration, stream=stream, every_s=30.0 if total > 1000 else 5.0,
                         prefix="train" + (f" stage {stage}" if stage_count > 1 else ""))
-    autocast = autocast_context(s["amp"], dev)
+    autocast = autocast_context(s["amp"], dev, cache=not graphs)
+    uncaptured = graphs
     pending: list[torch.Tensor] = []  # losses not yet checked for NaN/Inf (avoids a GPU sync per step)
     first_pending = iteration + 1
     session_start = time.monotonic() - elapsed
@@ -420,6 +426,13 @@ def _run(run_dir: Path, stage_dir: Path, status: str, config: dict, resolved: di
             lr_t = to_tensor(lr_batch, dev, channels_last)
             hr_t = to_tensor(hr_batch, dev, channels_last)
             lr_now = optimizer.param_groups[0]["lr"]
+            if uncaptured:  # this session's first batch: capture (state-neutral), then replay every step
+                with autocast:
+                    capture_training_passes(model, lr_t)
+                uncaptured = False
+                progress.write(f"msnlan train: captured the forward and backward passes in CUDA graphs "
+                               f"({time.perf_counter() - t0:.1f} s)")
+                t0 = time.perf_counter()  # the log's speed counts training steps only
             pending.append(train_step(model, optimizer, scheduler, lr_t, hr_t, autocast))
 
             do_val = iteration % s["val_interval"] == 0 or iteration == total

@@ -79,6 +79,11 @@ PRESET_SCHEMA: dict = {
                           "description": "train in channels_last memory format; auto: on CUDA only (there it made "
                                          "the paper model's fp32 training step 1.18-1.27x faster, on the CPU "
                                          "slower); environment.json records what ran (memory_format)"},
+        "cuda_graphs": {"enum": [True, False, "auto"],
+                        "description": "replay the training step's forward and backward passes as CUDA graphs "
+                                       "(msnlan.training.cuda_graphs): true needs a CUDA device, auto captures on "
+                                       "CUDA only; absent: false. The same arithmetic: environment.json records "
+                                       "what ran (cuda_graphs)"},
         "model": {"type": "object", "description": "variant overrides (model settings)"},
         "stages": {"oneOf": [{"type": "null"}, {"type": "array", "minItems": 2, "items": STAGE_SCHEMA}],
                    "description": "training stages in order (null or absent: one stage, the top-level keys)"},

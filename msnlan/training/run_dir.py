@@ -21,9 +21,10 @@ RUN_FILES = (RUN_CONFIG, "last.pt", "best.pt", "final.pt", LOG, ENVIRONMENT)
 #: keys that do not decide the trained weights. training.channels_last is a memory layout (the same
 #: arithmetic up to float rounding, like the device, which is not part of the config either): a run
 #: may resume under another layout, e.g. one started before the presets' `auto`; environment.json
-#: records each session's memory_format.
+#: records each session's memory_format. training.cuda_graphs replays the kernels an eager step
+#: launches, so a run may resume with or without them (environment.json: cuda_graphs).
 IGNORED_KEYS = ("variant.source", "variant.description", "preset.source", "preset.description", RESUMED_WITH,
-                "training.channels_last")
+                "training.channels_last", "training.cuda_graphs")
 #: config keys holding each data set's fingerprint (msnlan.data.datasets.files_fingerprint)
 FINGERPRINT_KEYS = {"train": "data.train_fingerprint", "val": "data.val_fingerprint"}
 
