@@ -8,13 +8,14 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from msnlan.errors import ConfigError, MsnlanError
 from msnlan.training import engine
 from msnlan.training.checkpoint import build_network
 from msnlan.training.cuda_graphs import capture_training_passes, use_cuda_graphs
 from msnlan.training.presets import load_preset, trained_variant
-from msnlan.variants import resolve_variant
+from msnlan.variants import list_variants, resolve_variant
 
 from test_train_reliability import interrupted_at
 from test_training import TINY, assert_same_weights, data, one_thread, weights  # noqa: F401  (fixtures)
@@ -122,6 +123,42 @@ def test_capture_refuses_other_batch_shapes_in_training_only(monkeypatch):
         capture_training_passes(model, torch.zeros(2, 3, 8, 8))
     with pytest.raises(MsnlanError, match="must not require gradients"):
         capture_training_passes(model.train(), torch.zeros(2, 3, 8, 8, requires_grad=True))
+
+
+#: ops that wait for the GPU (a value read back to Python: item(), bool(), a mask's nonzero count)
+#: or copy a tensor made on the host: a CUDA graph capture fails on either
+_CAPTURE_BREAKERS = ("_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select", "unique",
+                     "lift_fresh", "lift_fresh_copy", "item")
+
+
+@pytest.mark.parametrize("form", ["fast", "direct"])
+@pytest.mark.parametrize("variant", list_variants())
+def test_training_passes_read_nothing_back_from_the_device(variant, form):
+    """Every registered variant's forward and backward passes, in each attention form, issue no op
+    that synchronises with the device or copies host data in: what a CUDA graph capture needs
+    (recorded on the CPU with a dispatch mode; `.item()` in a forward pass would fail here)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from msnlan.models.msnlab import configure_attention
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    resolved = resolve_variant(variant, n_feats=8, n_resgroups=2, n_resblocks=1, reduction=4)
+    model = build_network(resolved, 2).train()
+    configure_attention(model, form)
+    x, target = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24)
+    with Ops() as ops:
+        F.l1_loss(model(x), target).backward()
+    assert "convolution" in ops.seen or "mkldnn_convolution" in ops.seen, sorted(ops.seen)  # the mode saw the passes
+    assert not ops.seen & set(_CAPTURE_BREAKERS), sorted(ops.seen & set(_CAPTURE_BREAKERS))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CUDA graphs)")
