@@ -152,19 +152,13 @@ elif [ "$CORE_OK" = 1 ] && [ -f msnlan/training/cuda_graphs.py ]; then
 # `msnlan train` twice from the same seed, eager and with cuda_graphs (auto: on CUDA only): the
 # demo network at batch 16 of 48x48 LR patches, one stage, deterministic. The final weights must
 # agree; the images/s of log.csv (median of the rows after the first) are compared.
-import json, shutil, statistics, subprocess, sys, time
-from pathlib import Path
-import numpy as np
+import json, statistics, subprocess, sys, time
 import torch
-from PIL import Image
 
-root, device, dry = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-shutil.rmtree(root, ignore_errors=True)
-rng = np.random.default_rng(0)
-for name, n, size in (("train", 4, 160), ("val", 1, 64)):
-    (root / name / "HR").mkdir(parents=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / "HR" / f"im{i}.png")
+sys.path.insert(0, "benchmarks")
+from synthetic_images import write_image_sets
+
+root, device, dry = write_image_sets(sys.argv[1], 4, 160), sys.argv[2], sys.argv[3] == "1"
 iters = 6 if dry else 200
 sets = [f"iterations={iters}", f"checkpoint_interval={iters}", "log_interval=2" if dry else "log_interval=20",
         f"val_interval={iters}", "stages=null", "val_max_images=1"]
@@ -275,20 +269,8 @@ if ! wanted lease; then
 elif [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
     lease_check() {
         local dir="$OUT/lease"
-        rm -rf "$dir"
+        "$PY" benchmarks/synthetic_images.py "$dir" 3 96 || return 1
         mkdir -p "$dir/locks"
-        "$PY" - "$dir" <<'EOF' || return 1
-import sys
-from pathlib import Path
-import numpy as np
-from PIL import Image
-rng = np.random.default_rng(0)
-for name, n, size in (("train", 3, 96), ("val", 1, 48)):
-    folder = Path(sys.argv[1]) / name / "HR"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
-EOF
         local pids=()
         for run in a b; do
             MSNLAN_GPU_COUNT=2 MSNLAN_GPU_LOCK_DIR="$dir/locks" "$PY" -m msnlan train --variant msnlan --scale 2 \
@@ -328,19 +310,13 @@ elif [ "$CORE_OK" = 1 ] && [ -f msnlan/models/network.py ]; then
 # A reference run, and a run killed with SIGKILL mid-way then restarted: the resumed run must
 # finish with the same iterations (no duplicate log rows) and the same lr at every iteration;
 # on CUDA the weights are reported as bitwise equal or not (CPU runs must be bitwise equal).
-import shutil, signal, subprocess, sys, time
-from pathlib import Path
-import numpy as np
+import signal, subprocess, sys, time
 import torch
-from PIL import Image
 
-root, device = Path(sys.argv[1]), sys.argv[2]
-shutil.rmtree(root, ignore_errors=True)
-rng = np.random.default_rng(0)
-for name, n, size in (("train", 3, 96), ("val", 1, 48)):
-    (root / name / "HR").mkdir(parents=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / "HR" / f"im{i}.png")
+sys.path.insert(0, "benchmarks")
+from synthetic_images import write_image_sets
+
+root, device = write_image_sets(sys.argv[1], 3, 96), sys.argv[2]
 iters = 40
 cmd = [sys.executable, "-m", "msnlan", "train", "--variant", "msnlan", "--scale", "2", "--preset", "demo",
        "--train-data", str(root / "train"), "--val-data", str(root / "val"), "--device", device]
