@@ -210,6 +210,23 @@ def test_breakdown_sums_to_total_and_analytic_path_agrees():
     assert row["direct_form_method"].startswith("fvcore trace")
 
 
+def test_a_traced_count_leaves_no_traced_values_in_the_buffer_pool():
+    """Under torch.jit's trace shapes are traced tensors: buffers given back then would carry them
+    in their layout tags, and every later pool lookup would read values back from them."""
+    from msnlan.models.attention import POOL
+
+    def tensors_in(tag) -> bool:
+        return torch.is_tensor(tag) or (isinstance(tag, tuple) and any(tensors_in(x) for x in tag))
+
+    model = tiny_model()
+    POOL.clear()
+    count_size(model, {"n_feats": 8, "patch_sizes": [3, 5, 7], "reduction": 4}, (11, 9))
+    assert not any(tensors_in(tag) for _, tag in POOL._free)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 11, 9))  # an eager pass pools its buffers, tagged with plain numbers
+    assert any(tag is not None for _, tag in POOL._free) and not any(tensors_in(tag) for _, tag in POOL._free)
+
+
 def test_total_matches_torch_flop_counter():
     """The whole network: fvcore + our handles agree with FlopCounterMode (no pooling in MSNLAN)."""
     model = tiny_model()

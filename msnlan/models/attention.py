@@ -160,7 +160,8 @@ class _BufferPool:
     for writing into a buffer that is already mapped), which made allocation a large share of the
     band sums' time. Buffers that must have a zero border remember the layout whose border
     they hold, so they are zeroed only when the layout changes. GPUs have torch's caching
-    allocator: there nothing is pooled.
+    allocator: there nothing is pooled. Nor while torch.jit traces (the complexity count): there
+    shapes, and so the layout tags, are traced tensors, whose comparison reads a value back.
     """
 
     def __init__(self, max_bytes: int = 2 ** 30) -> None:
@@ -179,7 +180,7 @@ class _BufferPool:
         A tagged request takes one with its tag first, then one of exactly its size, then the
         smallest that fits, untagged before tagged (evaluation, whose tile layouts change from
         image to image, zeroes a border rather than map fresh memory)."""
-        if like.device.type == "cpu":
+        if like.device.type == "cpu" and not torch.jit.is_tracing():
             with self._lock:
                 def preference(t: torch.Tensor, t_tag: object) -> tuple:
                     tag_rank = 0 if tag is not None and t_tag == tag else 1 if t_tag is None else 2
@@ -193,7 +194,7 @@ class _BufferPool:
             return like.new_empty(max(numel, 1)), None
 
     def give(self, buffer: torch.Tensor, tag: object = None) -> None:
-        if buffer.device.type != "cpu":
+        if buffer.device.type != "cpu" or torch.jit.is_tracing():
             return
         with self._lock:
             self._free.append((buffer, tag))
