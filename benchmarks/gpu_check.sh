@@ -34,14 +34,14 @@ BUDGET=${GPU_CHECK_BUDGET:-420}   # seconds; a step that would start later is sk
 # GPU_CHECK_PATCHES / GPU_CHECK_BATCHES (comma-separated) / GPU_CHECK_MODES / GPU_CHECK_FORMATS ("default channels_last")
 # narrow or widen the throughput step. Its default format is channels_last, what training runs on
 # CUDA (the presets' `channels_last: auto`).
-# Open question on CUDA (an H200, 2026-11-30): under bf16 the direct form was 12-16% faster than auto
-# at 64x64 patches and 2-11% slower at 48x48. At 64x64, batch 16, the fast form runs 22 tiles and,
-# beyond its 2^29-element keep budget, recomputes its forward pass in the backward one. One call
-# (about 4 minutes) places the crossover and tests larger budgets (fewer tiles, nothing recomputed;
-# train_throughput.py's mode@chunk=...@saved=... syntax), fp32 and bf16. The step was launch-bound
-# (GPU busy 96 of 179 ms in fp32; bf16 slower than fp32 because autocast adds casts): CUDA graphs
-# (@graphs; preset key cuda_graphs) replay each pass with one launch, which may make bf16 the
-# faster precision. One call of about 5 minutes measures both, with the engine's graphed runs:
+# Open questions on CUDA (an H200, 2026-11-30). (1) Under bf16 the direct form was 12-16% faster
+# than auto at 64x64 patches and 2-11% slower at 48x48; at 64x64, batch 16, the fast form runs 22
+# tiles and, beyond its 2^29-element keep budget, recomputes its forward pass in the backward one:
+# larger budgets (train_throughput.py's mode@chunk=...@saved=...) mean fewer tiles and no
+# recomputation. (2) The step was launch-bound (GPU busy 96 of 179 ms in fp32; bf16 slower than
+# fp32 because autocast adds casts): CUDA graphs (mode@graphs; the preset key cuda_graphs) replay
+# each pass with one launch, which may make bf16 the faster precision. One call of about 5 minutes
+# answers both, fp32 and bf16, with the engine's graphed run against an eager one:
 #   GPU_CHECK_ONLY="throughput graphs" GPU_CHECK_PATCHES="48 64" \
 #       GPU_CHECK_MODES=auto@graphs,direct@graphs,auto,auto@chunk=2^28@saved=2^32,direct bash benchmarks/gpu_check.sh
 # GPU_CHECK_DRY_RUN=1 runs every step on the CPU at toy sizes, to check the script without a GPU
