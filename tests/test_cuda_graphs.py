@@ -3,7 +3,6 @@
 steps against eager ones."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -18,14 +17,9 @@ from msnlan.training.presets import load_preset, trained_variant
 from msnlan.variants import list_variants, resolve_variant
 
 from test_train_reliability import interrupted_at
-from test_training import TINY, assert_same_weights, data, one_thread, weights  # noqa: F401  (fixtures)
+from test_training import TINY, assert_same_weights, data, one_thread, run, weights  # noqa: F401  (fixtures)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
-
-
-def run(data, out, **overrides):  # noqa: F811  (a local helper, not the fixture)
-    return engine.train("msnlan", 2, data[0], data[1], out, preset="demo", overrides={**TINY, **overrides},
-                        device="cpu", stream=io.StringIO())
 
 
 def test_the_setting_resolves_per_device():
@@ -44,23 +38,23 @@ def test_the_setting_resolves_per_device():
 def test_true_on_the_cpu_fails_before_the_run_folder_is_written(data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="CUDA graphs need a CUDA device"):
-        run(data, out, cuda_graphs=True)
+        run(data, out, overrides={"cuda_graphs": True})
     assert not out.exists()
 
 
 def test_auto_on_the_cpu_trains_eagerly_and_says_so(data, tmp_path):
-    run(data, tmp_path / "run", iterations=1, cuda_graphs="auto")
+    run(data, tmp_path / "run", overrides={"iterations": 1, "cuda_graphs": "auto"})
     assert json.loads((tmp_path / "run" / "environment.json").read_text())["cuda_graphs"] is False
 
 
 def test_a_run_resumes_with_the_setting_changed(data, tmp_path, monkeypatch):
     """The graphs replay an eager step's kernels: the setting is not part of the run's identity."""
     ref, out = tmp_path / "ref", tmp_path / "run"
-    run(data, ref, iterations=8)
+    run(data, ref, overrides={"iterations": 8})
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
         interrupted_at(m, 4)
-        run(data, out, iterations=8)
-    run(data, out, iterations=8, cuda_graphs="auto")
+        run(data, out, overrides={"iterations": 8})
+    run(data, out, overrides={"iterations": 8, "cuda_graphs": "auto"})
     assert_same_weights(weights(ref / "final.pt"), weights(out / "final.pt"))
 
 
@@ -92,7 +86,7 @@ def test_the_engine_captures_once_per_session_on_its_first_batch(data, tmp_path,
     out = tmp_path / "run"
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
         interrupted_at(m, 4)
-        run(data, out, iterations=8, cuda_graphs=True, amp=amp, channels_last=True)
+        run(data, out, overrides={"iterations": 8, "cuda_graphs": True, "amp": amp, "channels_last": True})
     assert len(recorder.calls) == 1
     call = recorder.calls[0]
     assert call["training"] and call["shape"] == (2, 3, 12, 12) and call["channels_last"]
@@ -105,7 +99,8 @@ def test_the_engine_captures_once_per_session_on_its_first_batch(data, tmp_path,
     torch.manual_seed(preset["settings"]["seed"])
     initial = build_network(trained_variant("msnlan", preset), 2).state_dict()
     assert_same_weights(call["weights"], initial)
-    run(data, out, iterations=8, cuda_graphs=True, amp=amp, channels_last=True)  # a new session captures anew
+    # a new session captures anew
+    run(data, out, overrides={"iterations": 8, "cuda_graphs": True, "amp": amp, "channels_last": True})
     assert len(recorder.calls) == 2 and not torch.equal(recorder.calls[1]["weights"]["head.weight"],
                                                         initial["head.weight"])
 
